@@ -1,0 +1,50 @@
+//! Generates the gRPC clients and servers from the vendored protos in `proto/`.
+//!
+//! `protox` parses the protos in pure Rust (no `protoc` install), `tonic-prost-build`
+//! generates messages, clients and (behind the `testing` feature) servers, and the encoded
+//! `FileDescriptorSet` is written next to them for proto3 JSON rendering at run time.
+
+use std::path::PathBuf;
+
+use prost::Message as _;
+
+const PROTOS: &[&str] = &[
+    "google/longrunning/operations.proto",
+    "google/rpc/status.proto",
+    "google/rpc/code.proto",
+    "google/rpc/error_details.proto",
+    "google/cloud/vision/v1/product_search_service.proto",
+    "google/cloud/vision/v1/product_search.proto",
+    "google/cloud/vision/v1/image_annotator.proto",
+    "google/cloud/vision/v1/geometry.proto",
+    "google/cloud/vision/v1/text_annotation.proto",
+    "google/cloud/vision/v1/web_detection.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+
+    let fds = protox::compile(PROTOS, ["proto"])?;
+
+    // The embedded copy drops comments (source info): JSON rendering needs only the types.
+    let mut embedded = fds.clone();
+    for file in &mut embedded.file {
+        file.source_code_info = None;
+    }
+    std::fs::write(out_dir.join("descriptor_set.bin"), embedded.encode_to_vec())?;
+
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    config.type_name_domain(["."], "type.googleapis.com");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Servers exist for the in-process fake only; the lean library needs clients alone.
+        .server_mod_attribute(".", "#[cfg(feature = \"testing\")]")
+        .generate_default_stubs(true)
+        .include_file("mod.rs")
+        .emit_rerun_if_changed(false)
+        .compile_fds_with_config(fds, config)?;
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! [`OperationsClient`]: the five `google.longrunning.Operations` RPCs over one channel.
+//!
+//! Every call sends the routing header `x-goog-request-params: name=<percent-encoded name>`,
+//! runs under a per-call timeout, and (for Get, List, Cancel and Delete) retries the codes of
+//! its [`RetryPolicy`] with jittered exponential backoff, as Google's own clients do.
+//! WaitOperation is never retried here: it is the waiter's building block.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_core::Stream;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::backoff::Backoff;
+use crate::error::{Code, Error, Result, Status};
+use crate::name::{OperationName, validate_text};
+use crate::proto::longrunning as pb;
+use crate::proto::longrunning::operations_client::OperationsClient as OperationsGrpc;
+
+/// The operation type as it travels on the wire.
+pub type RawOperation = pb::Operation;
+
+/// The type-erased transport every generated client in this crate runs on: a tonic
+/// [`Channel`], possibly wrapped in tower middleware (such as an auth layer).
+pub(crate) type GrpcService = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    TransportError,
+>;
+
+/// The error of the type-erased transport: whatever the channel or a middleware failed with.
+///
+/// A named type rather than `tower::BoxError`, because the generated clients' bound
+/// `Error: Into<StdError>` on a boxed trait object defeats the compiler's `Send` proofs.
+#[derive(Debug)]
+pub(crate) struct TransportError(tower::BoxError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// The routing header Google's front ends use to route a request by resource name.
+pub const ROUTING_HEADER: &str = "x-goog-request-params";
+
+/// Characters kept as they are in routing header values: RFC 3986's unreserved set.
+const ROUTING_VALUE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// How RPCs other than WaitOperation are timed out and retried.
+///
+/// The default is Google's service config for `google.longrunning.Operations`: a 10 s
+/// per-call timeout, 5 attempts, and backoff from 0.5 s to 10 s, ×2, retrying only
+/// `UNAVAILABLE`.
+///
+/// ```
+/// use std::time::Duration;
+/// use longrunning::RetryPolicy;
+///
+/// let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+/// assert_eq!(policy.per_call_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// The delays between attempts. A `google.rpc.RetryInfo` detail overrides one.
+    pub backoff: Backoff,
+    /// The deadline of each attempt, also sent to the server as `grpc-timeout`.
+    pub per_call_timeout: Duration,
+    /// The codes that are retried.
+    pub retry_codes: Vec<Code>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(10), 2.0),
+            per_call_timeout: Duration::from_secs(10),
+            retry_codes: vec![Code::Unavailable],
+        }
+    }
+}
+
+/// Options of one ListOperations call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// The server's filter expression (empty for none).
+    pub filter: String,
+    /// The largest page the server should return (0 lets the server choose).
+    pub page_size: i32,
+    /// The token of the page to fetch (empty for the first).
+    pub page_token: String,
+}
+
+/// One page of ListOperations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperationsPage {
+    /// The operations on this page.
+    pub operations: Vec<RawOperation>,
+    /// The token of the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// A client of `google.longrunning.Operations`. Cheap to clone; clones share the channel.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use longrunning::OperationsClient;
+///
+/// # async fn run() -> longrunning::Result<()> {
+/// let client = OperationsClient::connect("http://127.0.0.1:8080").await?;
+/// let op = client.get("locations/us-west1/operations/bc4e1d412863e626").await?;
+/// println!("{} done={}", op.name, op.done);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OperationsClient {
+    service: GrpcService,
+    policy: Arc<RetryPolicy>,
+}
+
+impl std::fmt::Debug for OperationsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationsClient")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OperationsClient {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:8080`) and returns a client on it.
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
+        let endpoint = endpoint.into();
+        let channel = Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| Error::InvalidArgument(format!("bad endpoint {endpoint:?}: {e}")))?
+            .connect()
+            .await
+            .map_err(|source| Error::Connect { endpoint, source })?;
+        Ok(Self::new(channel))
+    }
+
+    /// A client on an existing channel.
+    pub fn new(channel: Channel) -> Self {
+        Self::from_service(channel)
+    }
+
+    /// A client on any tower service that speaks gRPC over HTTP/2, such as a channel
+    /// wrapped in middleware.
+    pub fn from_service<S>(service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<tower::BoxError>,
+        S::Future: Send + 'static,
+    {
+        let service = tower::ServiceBuilder::new()
+            .map_err(|e: S::Error| TransportError(e.into()))
+            .service(service);
+        OperationsClient {
+            service: GrpcService::new(service),
+            policy: Arc::new(RetryPolicy::default()),
+        }
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// GetOperation: the operation's latest state.
+    pub async fn get(&self, name: impl AsRef<str>) -> Result<RawOperation> {
+        let name = OperationName::parse(name.as_ref())?;
+        let request = pb::GetOperationRequest { name: name.into() };
+        self.call(
+            Rpc::retried("GetOperation", "name", &request.name),
+            request.clone(),
+            |service, request| {
+                Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
+            },
+        )
+        .await
+    }
+
+    /// ListOperations: one page of the operations under `parent` (e.g.
+    /// `projects/P/locations/L`).
+    pub async fn list(&self, parent: &str, options: &ListOptions) -> Result<OperationsPage> {
+        validate_text(parent, "list parent")?;
+        let request = pb::ListOperationsRequest {
+            name: parent.to_owned(),
+            filter: options.filter.clone(),
+            page_size: options.page_size,
+            page_token: options.page_token.clone(),
+            return_partial_success: false,
+        };
+        let response = self
+            .call(
+                Rpc::retried("ListOperations", "name", parent),
+                request,
+                |service, request| {
+                    Box::pin(
+                        async move { OperationsGrpc::new(service).list_operations(request).await },
+                    )
+                },
+            )
+            .await?;
+        Ok(OperationsPage {
+            operations: response.operations,
+            next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// ListOperations over every page: a stream of operations that fetches the next page
+    /// when the previous one is used up. The first error ends the stream.
+    ///
+    /// `options.page_token` is where the listing starts (empty for the beginning).
+    pub fn list_all(
+        &self,
+        parent: &str,
+        options: ListOptions,
+    ) -> impl Stream<Item = Result<RawOperation>> + Send + 'static + use<> {
+        struct State {
+            client: OperationsClient,
+            parent: String,
+            options: ListOptions,
+            page: std::vec::IntoIter<RawOperation>,
+            finished: bool,
+        }
+        let state = State {
+            client: self.clone(),
+            parent: parent.to_owned(),
+            options,
+            page: Vec::new().into_iter(),
+            finished: false,
+        };
+        futures_util::stream::unfold(state, |mut state| async move {
+            loop {
+                if let Some(op) = state.page.next() {
+                    return Some((Ok(op), state));
+                }
+                if state.finished {
+                    return None;
+                }
+                match state.client.list(&state.parent, &state.options).await {
+                    Ok(page) => {
+                        state.page = page.operations.into_iter();
+                        match page.next_page_token {
+                            Some(token) => state.options.page_token = token,
+                            None => state.finished = true,
+                        }
+                    }
+                    Err(err) => {
+                        state.finished = true;
+                        state.page = Vec::new().into_iter();
+                        return Some((Err(err), state));
+                    }
+                }
+            }
+        })
+    }
+
+    /// CancelOperation: asks the server to cancel (best effort). On success the operation
+    /// later finishes with `error.code = 1` (CANCELLED).
+    pub async fn cancel(&self, name: impl AsRef<str>) -> Result<()> {
+        let name = OperationName::parse(name.as_ref())?;
+        let request = pb::CancelOperationRequest { name: name.into() };
+        self.call(
+            Rpc::retried("CancelOperation", "name", &request.name),
+            request.clone(),
+            |service, request| {
+                Box::pin(
+                    async move { OperationsGrpc::new(service).cancel_operation(request).await },
+                )
+            },
+        )
+        .await
+    }
+
+    /// DeleteOperation: the caller is no longer interested in the result. Does not cancel.
+    pub async fn delete(&self, name: impl AsRef<str>) -> Result<()> {
+        let name = OperationName::parse(name.as_ref())?;
+        let request = pb::DeleteOperationRequest { name: name.into() };
+        self.call(
+            Rpc::retried("DeleteOperation", "name", &request.name),
+            request.clone(),
+            |service, request| {
+                Box::pin(
+                    async move { OperationsGrpc::new(service).delete_operation(request).await },
+                )
+            },
+        )
+        .await
+    }
+
+    /// WaitOperation, once: blocks until the operation is done or `timeout` passes on the
+    /// server (which may answer earlier, not done). Not retried; many servers answer
+    /// `UNIMPLEMENTED`.
+    pub async fn wait(&self, name: impl AsRef<str>, timeout: Duration) -> Result<RawOperation> {
+        let name = OperationName::parse(name.as_ref())?;
+        let request = pb::WaitOperationRequest {
+            name: name.into(),
+            timeout: Some(proto_duration(timeout)),
+        };
+        // The server answers by `timeout`; the client's deadline leaves it the usual margin.
+        let deadline = timeout.saturating_add(self.policy.per_call_timeout);
+        self.call(
+            Rpc::once("WaitOperation", "name", &request.name).with_timeout(deadline),
+            request.clone(),
+            |service, request| {
+                Box::pin(async move { OperationsGrpc::new(service).wait_operation(request).await })
+            },
+        )
+        .await
+    }
+
+    /// Runs one unary RPC of any generated client on this client's channel, with the
+    /// routing header, the per-call timeout and, if `rpc` allows it, retries.
+    pub(crate) async fn call<Req, Resp, F>(
+        &self,
+        rpc: Rpc<'_>,
+        request: Req,
+        send: F,
+    ) -> Result<Resp>
+    where
+        Req: Clone,
+        F: Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<Resp>,
+    {
+        let routing = routing_header(rpc.routing_key, rpc.routing_value)?;
+        let timeout = rpc.timeout.unwrap_or(self.policy.per_call_timeout);
+        let max_attempts = if rpc.retried {
+            self.policy.max_attempts.max(1)
+        } else {
+            1
+        };
+        let mut delays = self.policy.backoff.delays();
+        let mut attempt = 1;
+        loop {
+            let mut call = tonic::Request::new(request.clone());
+            call.metadata_mut().insert(ROUTING_HEADER, routing.clone());
+            call.set_timeout(timeout);
+            let answer = tokio::time::timeout(timeout, send(self.service.clone(), call)).await;
+            let status = match answer {
+                Ok(Ok(response)) => {
+                    tracing::trace!(method = rpc.method, attempt, "rpc succeeded");
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) => Status::from_tonic(&status),
+                Err(_) => Status {
+                    code: Code::DeadlineExceeded,
+                    message: format!("no answer within the per-call timeout of {timeout:?}"),
+                    details: Vec::new(),
+                },
+            };
+            let retry = attempt < max_attempts && self.policy.retry_codes.contains(&status.code);
+            tracing::debug!(
+                method = rpc.method,
+                attempt,
+                code = crate::error::code_name(status.code),
+                retry,
+                "rpc failed"
+            );
+            if !retry {
+                return Err(Error::Rpc {
+                    method: rpc.method,
+                    status,
+                });
+            }
+            let delay = status
+                .retry_delay()
+                .or_else(|| delays.next())
+                .unwrap_or(self.policy.backoff.max);
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// One attempt of a unary RPC. Boxed where the generated client is called, so that the
+/// compiler proves it `Send` on concrete types (generic proofs trip over tonic's
+/// `Into<StdError>` bound).
+pub(crate) type RpcFuture<Resp> = std::pin::Pin<
+    Box<
+        dyn Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>
+            + Send
+            + 'static,
+    >,
+>;
+
+/// What [`OperationsClient::call`] needs to know about one RPC.
+pub(crate) struct Rpc<'a> {
+    method: &'static str,
+    routing_key: &'static str,
+    routing_value: &'a str,
+    retried: bool,
+    timeout: Option<Duration>,
+}
+
+impl<'a> Rpc<'a> {
+    /// An idempotent RPC, retried under the client's policy.
+    pub(crate) fn retried(method: &'static str, key: &'static str, value: &'a str) -> Self {
+        Rpc {
+            method,
+            routing_key: key,
+            routing_value: value,
+            retried: true,
+            timeout: None,
+        }
+    }
+
+    /// An RPC sent once (it starts work, or it is a long wait).
+    pub(crate) fn once(method: &'static str, key: &'static str, value: &'a str) -> Self {
+        Rpc {
+            retried: false,
+            ..Self::retried(method, key, value)
+        }
+    }
+
+    fn with_timeout(self, timeout: Duration) -> Self {
+        Rpc {
+            timeout: Some(timeout),
+            ..self
+        }
+    }
+}
+
+/// `key=<percent-encoded value>`, as Google's clients send it.
+fn routing_header(key: &str, value: &str) -> Result<MetadataValue<tonic::metadata::Ascii>> {
+    let encoded = format!(
+        "{key}={}",
+        utf8_percent_encode(value, ROUTING_VALUE_ESCAPES)
+    );
+    // Percent-encoding leaves only visible ASCII, which is always a valid header value.
+    MetadataValue::try_from(encoded)
+        .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
+}
+
+/// A `google.protobuf.Duration` from a std duration (saturating at the proto's range).
+pub(crate) fn proto_duration(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or(0),
+    }
+}

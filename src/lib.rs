@@ -1,0 +1,65 @@
+//! Start, watch, wait for, cancel and delete Google Cloud long-running operations over gRPC,
+//! with Google Cloud Vision v1's batch operations typed end to end.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`name`] | operation names: parse, validate, `id()` / `location()` / `project()` |
+//! | [`error`] | the one [`Error`] enum; `google.rpc.Status` with decoded details |
+//! | [`backoff`] | exponential backoff with jitter |
+//! | [`client`] | [`OperationsClient`]: the five RPCs, routing header, timeouts, retries |
+//! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
+//! | [`vision`] | Vision v1 clients that start operations and return typed handles |
+//! | [`proto`] | the generated code and the embedded descriptor set |
+//! | `testing` (feature `testing`) | an in-process fake server for your tests |
+//!
+//! # Example
+//!
+//! Start a Vision purge against the in-process fake, wait for it by polling, and decode
+//! its typed metadata and result:
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> longrunning::Result<()> {
+//! use std::time::Duration;
+//! use longrunning::testing::FakeServer;
+//! use longrunning::vision::{BatchState, ProductSearch, pb};
+//!
+//! let fake = FakeServer::builder().operation_duration(Duration::from_millis(200)).start().await?;
+//! let search = ProductSearch::new(fake.client());
+//! let mut op = search
+//!     .purge_products(pb::PurgeProductsRequest {
+//!         parent: "projects/my-project/locations/us-west1".into(),
+//!         target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(true)),
+//!         force: true,
+//!     })
+//!     .await?;
+//! while !op.done() {
+//!     tokio::time::sleep(Duration::from_millis(50)).await;
+//!     op.refresh().await?;
+//! }
+//! assert_eq!(op.state()?, Some(BatchState::Successful));
+//! let outcome = op.result()?;
+//! assert!(outcome.echoed_request.is_some_and(|request| request.force));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod client;
+pub mod error;
+pub mod name;
+pub mod operation;
+pub mod proto;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vision;
+
+pub use backoff::Backoff;
+pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, RetryPolicy};
+pub use error::{Code, Error, ErrorDetail, Part, Result, Status};
+pub use name::OperationName;
+pub use operation::{Operation, OperationResponse};

@@ -1,0 +1,177 @@
+//! Operation names: parsing, validation, and their parts.
+//!
+//! Google Cloud names operations by resource path. The forms accepted here are
+//!
+//! | form | example |
+//! |---|---|
+//! | `projects/P/locations/L/operations/ID` | `projects/my-proj/locations/us-west1/operations/bc4e1d412863e626` |
+//! | `locations/L/operations/ID` | Vision's REST form, with the project sent in `x-goog-user-project` |
+//! | `projects/P/operations/ID` | APIs without locations |
+//! | `operations/ID` | global operations |
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// A validated operation name.
+///
+/// ```
+/// use longrunning::OperationName;
+///
+/// let name: OperationName = "projects/p1/locations/us-west1/operations/bc4e1d412863e626".parse()?;
+/// assert_eq!(name.id(), "bc4e1d412863e626");
+/// assert_eq!(name.location(), Some("us-west1"));
+/// assert_eq!(name.project(), Some("p1"));
+///
+/// let rest = OperationName::in_location("us-west1", "bc4e1d412863e626")?;
+/// assert_eq!(rest.as_str(), "locations/us-west1/operations/bc4e1d412863e626");
+/// assert_eq!(rest.project(), None);
+/// # Ok::<(), longrunning::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OperationName {
+    full: String,
+    layout: Layout,
+}
+
+/// Where the parts sit among the `/`-separated segments.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Layout {
+    Global,
+    Project,
+    Location,
+    ProjectLocation,
+}
+
+const FORMS: &str = "expected projects/P/locations/L/operations/ID, locations/L/operations/ID, \
+                     projects/P/operations/ID or operations/ID";
+
+impl OperationName {
+    /// Parses and validates a full operation name.
+    pub fn parse(name: &str) -> Result<Self> {
+        validate_text(name, "name")?;
+        let segments: Vec<&str> = name.split('/').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(Error::invalid_name(
+                name,
+                format!("it has an empty path segment; {FORMS}"),
+            ));
+        }
+        let layout = match segments.as_slice() {
+            ["operations", _] => Layout::Global,
+            ["projects", _, "operations", _] => Layout::Project,
+            ["locations", _, "operations", _] => Layout::Location,
+            ["projects", _, "locations", _, "operations", _] => Layout::ProjectLocation,
+            _ => return Err(Error::invalid_name(name, FORMS)),
+        };
+        Ok(OperationName {
+            full: name.to_owned(),
+            layout,
+        })
+    }
+
+    /// `locations/{location}/operations/{id}`, the form Vision's REST documentation uses.
+    pub fn in_location(location: &str, id: &str) -> Result<Self> {
+        Self::parse(&format!("locations/{location}/operations/{id}"))
+    }
+
+    /// The whole name.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The operation ID: the last element of the name.
+    pub fn id(&self) -> &str {
+        self.segment_from_end(0)
+    }
+
+    /// The location, for names that have one.
+    pub fn location(&self) -> Option<&str> {
+        match self.layout {
+            Layout::Location | Layout::ProjectLocation => Some(self.segment_from_end(2)),
+            Layout::Global | Layout::Project => None,
+        }
+    }
+
+    /// The project, for names that have one.
+    pub fn project(&self) -> Option<&str> {
+        match self.layout {
+            Layout::Project | Layout::ProjectLocation => Some(self.segment(1)),
+            Layout::Global | Layout::Location => None,
+        }
+    }
+
+    fn segment(&self, index: usize) -> &str {
+        self.full.split('/').nth(index).unwrap_or_default()
+    }
+
+    fn segment_from_end(&self, index: usize) -> &str {
+        self.full.rsplit('/').nth(index).unwrap_or_default()
+    }
+}
+
+/// Rejects text that cannot be a resource name: empty, or with whitespace or control
+/// characters. `what` names the text in the error.
+pub(crate) fn validate_text(text: &str, what: &str) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::invalid_name(text, format!("the {what} is empty")));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        let kind = if c.is_control() {
+            "a control character"
+        } else {
+            "whitespace"
+        };
+        return Err(Error::invalid_name(
+            text,
+            format!("the {what} contains {kind} ({:?})", c),
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for OperationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.full, f)
+    }
+}
+
+impl fmt::Display for OperationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl FromStr for OperationName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<&str> for OperationName {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for OperationName {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl AsRef<str> for OperationName {
+    fn as_ref(&self) -> &str {
+        &self.full
+    }
+}
+
+impl From<OperationName> for String {
+    fn from(name: OperationName) -> String {
+        name.full
+    }
+}

@@ -63,3 +63,48 @@ pub(crate) fn jitter(delay: Duration) -> Duration {
     // The factor is within [0.5, 1], so the product never exceeds `delay` and cannot overflow.
     delay.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn computed_delays_grow_by_the_multiplier_up_to_the_cap() {
+        let backoff = Backoff::new(MS(500), Duration::from_secs(10), 2.0);
+        let delays: Vec<_> = backoff.computed_delays().take(8).collect();
+        let expected = [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000].map(MS);
+        assert_eq!(delays, expected);
+    }
+
+    #[test]
+    fn jittered_delays_stay_within_half_and_all_of_the_computed_one() {
+        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5);
+        let mut below_three_quarters = false;
+        for _ in 0..200 {
+            for (jittered, computed) in backoff.delays().zip(backoff.computed_delays()).take(12) {
+                assert!(
+                    jittered >= computed / 2 && jittered <= computed,
+                    "{jittered:?} vs {computed:?}"
+                );
+                below_three_quarters |= jittered < computed.mul_f64(0.75);
+            }
+        }
+        assert!(below_three_quarters, "jitter never spread the delays");
+    }
+
+    #[test]
+    fn bad_multipliers_and_huge_caps_never_panic() {
+        for multiplier in [0.0, -3.0, f64::NAN, f64::INFINITY, 1e308] {
+            let backoff = Backoff::new(Duration::from_secs(1), Duration::MAX, multiplier);
+            let last = backoff.delays().take(2000).last().unwrap();
+            assert!(last <= Duration::MAX);
+        }
+        let flat = Backoff::new(MS(300), MS(200), 0.5);
+        assert_eq!(
+            flat.computed_delays().take(3).collect::<Vec<_>>(),
+            [MS(200); 3]
+        );
+    }
+}

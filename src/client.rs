@@ -208,9 +208,11 @@ impl OperationsClient {
     }
 
     /// ListOperations: one page of the operations under `parent` (e.g.
-    /// `projects/P/locations/L`).
+    /// `projects/P/locations/L`; empty for all the server lists).
     pub async fn list(&self, parent: &str, options: &ListOptions) -> Result<OperationsPage> {
-        validate_text(parent, "list parent")?;
+        if !parent.is_empty() {
+            validate_text(parent, "list parent")?;
+        }
         let request = pb::ListOperationsRequest {
             name: parent.to_owned(),
             filter: options.filter.clone(),
@@ -363,18 +365,23 @@ impl OperationsClient {
             let mut call = tonic::Request::new(request.clone());
             call.metadata_mut().insert(ROUTING_HEADER, routing.clone());
             call.set_timeout(timeout);
-            let answer = tokio::time::timeout(timeout, send(self.service.clone(), call)).await;
+            let deadline = tokio::time::Instant::now() + timeout;
+            let answer = tokio::time::timeout_at(deadline, send(self.service.clone(), call)).await;
             let status = match answer {
                 Ok(Ok(response)) => {
                     tracing::trace!(method = rpc.method, attempt, "rpc succeeded");
                     return Ok(response.into_inner());
                 }
+                // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
+                // for the caller it is the same deadline as ours.
+                Ok(Err(status))
+                    if status.code() == Code::Cancelled
+                        && tokio::time::Instant::now() >= deadline =>
+                {
+                    deadline_exceeded(timeout)
+                }
                 Ok(Err(status)) => Status::from_tonic(&status),
-                Err(_) => Status {
-                    code: Code::DeadlineExceeded,
-                    message: format!("no answer within the per-call timeout of {timeout:?}"),
-                    details: Vec::new(),
-                },
+                Err(_) => deadline_exceeded(timeout),
             };
             let retry = attempt < max_attempts && self.policy.retry_codes.contains(&status.code);
             tracing::debug!(
@@ -445,6 +452,14 @@ impl<'a> Rpc<'a> {
             timeout: Some(timeout),
             ..self
         }
+    }
+}
+
+fn deadline_exceeded(timeout: Duration) -> Status {
+    Status {
+        code: Code::DeadlineExceeded,
+        message: format!("no answer within the per-call timeout of {timeout:?}"),
+        details: Vec::new(),
     }
 }
 

@@ -245,7 +245,7 @@ impl Status {
             ErrorDetail::RetryInfo(info) => info.retry_delay.and_then(|delay| {
                 let secs = u64::try_from(delay.seconds).ok()?;
                 let nanos = u32::try_from(delay.nanos).ok()?;
-                Some(Duration::new(secs, 0).checked_add(Duration::from_nanos(nanos.into()))?)
+                Duration::new(secs, 0).checked_add(Duration::from_nanos(nanos.into()))
             }),
             _ => None,
         })

@@ -58,6 +58,11 @@ pub mod proto;
 pub mod testing;
 pub mod vision;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use backoff::Backoff;
 pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, RetryPolicy};
 pub use error::{Code, Error, ErrorDetail, Part, Result, Status};

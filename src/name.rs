@@ -118,10 +118,10 @@ pub(crate) fn validate_text(text: &str, what: &str) -> Result<()> {
         return Err(Error::invalid_name(text, format!("the {what} is empty")));
     }
     if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        let kind = if c.is_control() {
-            "a control character"
-        } else {
+        let kind = if c.is_whitespace() {
             "whitespace"
+        } else {
+            "a control character"
         };
         return Err(Error::invalid_name(
             text,
@@ -173,5 +173,71 @@ impl AsRef<str> for OperationName {
 impl From<OperationName> for String {
     fn from(name: OperationName) -> String {
         name.full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_accepted_form_with_its_parts() {
+        let cases = [
+            (
+                "projects/p1/locations/us-west1/operations/bc4e1d412863e626",
+                Some("p1"),
+                Some("us-west1"),
+            ),
+            (
+                "locations/us-east1/operations/bc4e1d412863e626",
+                None,
+                Some("us-east1"),
+            ),
+            ("projects/p1/operations/bc4e1d412863e626", Some("p1"), None),
+            ("operations/bc4e1d412863e626", None, None),
+        ];
+        for (text, project, location) in cases {
+            let name = OperationName::parse(text).unwrap();
+            assert_eq!(name.as_str(), text);
+            assert_eq!(name.id(), "bc4e1d412863e626", "{text}");
+            assert_eq!(name.project(), project, "{text}");
+            assert_eq!(name.location(), location, "{text}");
+            assert_eq!(name.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_whitespace_control_and_unknown_shapes() {
+        let cases = [
+            ("", "empty"),
+            ("operations/a b", "whitespace"),
+            ("operations/ab\t", "whitespace"),
+            ("operations/a\u{7}b", "control character"),
+            ("operations/a\u{a0}b", "whitespace"),
+            ("operations/", "empty path segment"),
+            ("/operations/x", "empty path segment"),
+            ("projects//operations/x", "empty path segment"),
+            ("operations/x/", "empty path segment"),
+            ("x", "expected projects/P"),
+            ("projects/p/locations/l", "expected projects/P"),
+            ("projects/p/zones/z/operations/x", "expected projects/P"),
+            ("operations/x/y", "expected projects/P"),
+        ];
+        for (text, reason) in cases {
+            let err = OperationName::parse(text).unwrap_err();
+            let Error::InvalidName { name, reason: why } = &err else {
+                panic!("{text:?}: wrong error {err:?}");
+            };
+            assert_eq!(name, text);
+            assert!(why.contains(reason), "{text:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn in_location_builds_the_rest_form_and_validates_its_parts() {
+        let name = OperationName::in_location("europe-west1", "42").unwrap();
+        assert_eq!(name.as_str(), "locations/europe-west1/operations/42");
+        assert!(OperationName::in_location("us-west1", "a/b").is_err());
+        assert!(OperationName::in_location("", "42").is_err());
     }
 }

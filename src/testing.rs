@@ -448,7 +448,10 @@ impl FakeServer {
     pub fn insert_running(&self, name: impl Into<String>) -> String {
         let now = SystemTime::now();
         let script = Script::running()
-            .metadata_from(Duration::ZERO, &batch_metadata(BatchState::Processing, now, None))
+            .metadata_from(
+                Duration::ZERO,
+                &batch_metadata(BatchState::Processing, now, None),
+            )
             .final_metadata(&batch_metadata(BatchState::Successful, now, None))
             .cancelled_metadata(&batch_metadata(BatchState::Cancelled, now, None));
         self.insert(name, script)
@@ -835,7 +838,11 @@ impl Operations for FakeService {
     ) -> Result<Response<lro::ListOperationsResponse>, Status> {
         let shared = &self.shared;
         shared
-            .enter(FakeMethod::ListOperations, &request, &request.get_ref().name)
+            .enter(
+                FakeMethod::ListOperations,
+                &request,
+                &request.get_ref().name,
+            )
             .await?;
         let request = request.into_inner();
         let done_filter = parse_filter(&request.filter)?;
@@ -1007,7 +1014,11 @@ impl ProductSearch for FakeService {
         request: Request<pb::PurgeProductsRequest>,
     ) -> Result<Response<RawOperation>, Status> {
         self.shared
-            .enter(FakeMethod::PurgeProducts, &request, &request.get_ref().parent)
+            .enter(
+                FakeMethod::PurgeProducts,
+                &request,
+                &request.get_ref().parent,
+            )
             .await?;
         let request = request.into_inner();
         check_parent(&request.parent)?;

@@ -774,7 +774,12 @@ struct FakeService {
 }
 
 impl FakeService {
-    fn start_operation(&self, parent: &str, script: impl FnOnce(Duration) -> Script) -> String {
+    /// Creates an operation under `parent` following `script` and answers with it.
+    fn start_operation(
+        &self,
+        parent: &str,
+        script: impl FnOnce(Duration) -> Script,
+    ) -> Result<Response<RawOperation>, Status> {
         let id = self.shared.new_id();
         let name = if parent.is_empty() {
             format!("operations/{id}")
@@ -783,11 +788,7 @@ impl FakeService {
         };
         let duration = self.shared.lock_switches().operation_duration;
         self.shared.insert(name.clone(), script(duration));
-        name
-    }
-
-    fn started(&self, name: &str) -> Result<Response<RawOperation>, Status> {
-        self.shared.get(name).map(Response::new)
+        self.shared.get(&name).map(Response::new)
     }
 }
 
@@ -1003,10 +1004,9 @@ impl ProductSearch for FakeService {
             reference_images: Vec::new(),
             statuses: vec![rpc::Status::default()],
         };
-        let name = self.start_operation(&request.parent, |duration| {
+        self.start_operation(&request.parent, |duration| {
             batch_script(duration, Outcome::response(&response))
-        });
-        self.started(&name)
+        })
     }
 
     async fn purge_products(
@@ -1028,10 +1028,9 @@ impl ProductSearch for FakeService {
             ));
         }
         // As Google's documentation shows it: the request echoed as the response.
-        let name = self.start_operation(&request.parent, |duration| {
+        self.start_operation(&request.parent, |duration| {
             batch_script(duration, Outcome::response(&request))
-        });
-        self.started(&name)
+        })
     }
 }
 
@@ -1061,10 +1060,9 @@ impl ImageAnnotator for FakeService {
                 })
                 .collect(),
         };
-        let name = self.start_operation(&request.parent, |duration| {
+        self.start_operation(&request.parent, |duration| {
             annotation_script(duration, Outcome::response(&response))
-        });
-        self.started(&name)
+        })
     }
 
     async fn async_batch_annotate_images(
@@ -1085,9 +1083,8 @@ impl ImageAnnotator for FakeService {
         let response = pb::AsyncBatchAnnotateImagesResponse {
             output_config: request.output_config.clone(),
         };
-        let name = self.start_operation(&request.parent, |duration| {
+        self.start_operation(&request.parent, |duration| {
             annotation_script(duration, Outcome::response(&response))
-        });
-        self.started(&name)
+        })
     }
 }

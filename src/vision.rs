@@ -15,7 +15,7 @@
 use prost::Name;
 use prost_types::Any;
 
-use crate::client::{OperationsClient, Rpc};
+use crate::client::{GrpcService, OperationsClient, RawOperation, Rpc, RpcFuture};
 use crate::error::{Error, Part, Result};
 use crate::operation::{Operation, OperationResponse, is_type, unpack};
 pub use crate::proto::vision as pb;
@@ -113,6 +113,21 @@ impl<R, M> Operation<R, M> {
     }
 }
 
+/// Sends a start call once (a retry could start the work twice), with the `parent` routing
+/// header, and wraps the operation it returns in a typed handle.
+async fn start<Req: Clone, R, M>(
+    operations: &OperationsClient,
+    method: &'static str,
+    parent: String,
+    request: Req,
+    send: impl Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<RawOperation>,
+) -> Result<Operation<R, M>> {
+    let raw = operations
+        .call(Rpc::once(method, "parent", &parent), request, send)
+        .await?;
+    Ok(Operation::from_raw(operations.clone(), raw))
+}
+
 /// The Vision v1 ProductSearch service, for its long-running calls.
 ///
 /// It shares the channel (and its middleware) of the [`OperationsClient`] it is made from.
@@ -138,22 +153,20 @@ impl ProductSearch {
         &self,
         request: pb::ImportProductSetsRequest,
     ) -> Result<ImportProductSetsOperation> {
-        let parent = request.parent.clone();
-        let raw = self
-            .operations
-            .call(
-                Rpc::once("ImportProductSets", "parent", &parent),
-                request,
-                |service, request| {
-                    Box::pin(async move {
-                        ProductSearchGrpc::new(service)
-                            .import_product_sets(request)
-                            .await
-                    })
-                },
-            )
-            .await?;
-        Ok(Operation::from_raw(self.operations.clone(), raw))
+        start(
+            &self.operations,
+            "ImportProductSets",
+            request.parent.clone(),
+            request,
+            |service, request| {
+                Box::pin(async move {
+                    ProductSearchGrpc::new(service)
+                        .import_product_sets(request)
+                        .await
+                })
+            },
+        )
+        .await
     }
 
     /// PurgeProducts: starts deleting a product set's products or the orphan products.
@@ -162,22 +175,20 @@ impl ProductSearch {
         &self,
         request: pb::PurgeProductsRequest,
     ) -> Result<PurgeProductsOperation> {
-        let parent = request.parent.clone();
-        let raw = self
-            .operations
-            .call(
-                Rpc::once("PurgeProducts", "parent", &parent),
-                request,
-                |service, request| {
-                    Box::pin(async move {
-                        ProductSearchGrpc::new(service)
-                            .purge_products(request)
-                            .await
-                    })
-                },
-            )
-            .await?;
-        Ok(Operation::from_raw(self.operations.clone(), raw))
+        start(
+            &self.operations,
+            "PurgeProducts",
+            request.parent.clone(),
+            request,
+            |service, request| {
+                Box::pin(async move {
+                    ProductSearchGrpc::new(service)
+                        .purge_products(request)
+                        .await
+                })
+            },
+        )
+        .await
     }
 }
 
@@ -205,22 +216,20 @@ impl ImageAnnotator {
         &self,
         request: pb::AsyncBatchAnnotateFilesRequest,
     ) -> Result<AsyncBatchAnnotateFilesOperation> {
-        let parent = request.parent.clone();
-        let raw = self
-            .operations
-            .call(
-                Rpc::once("AsyncBatchAnnotateFiles", "parent", &parent),
-                request,
-                |service, request| {
-                    Box::pin(async move {
-                        ImageAnnotatorGrpc::new(service)
-                            .async_batch_annotate_files(request)
-                            .await
-                    })
-                },
-            )
-            .await?;
-        Ok(Operation::from_raw(self.operations.clone(), raw))
+        start(
+            &self.operations,
+            "AsyncBatchAnnotateFiles",
+            request.parent.clone(),
+            request,
+            |service, request| {
+                Box::pin(async move {
+                    ImageAnnotatorGrpc::new(service)
+                        .async_batch_annotate_files(request)
+                        .await
+                })
+            },
+        )
+        .await
     }
 
     /// AsyncBatchAnnotateImages: starts annotating a batch of images. Sent once.
@@ -228,21 +237,19 @@ impl ImageAnnotator {
         &self,
         request: pb::AsyncBatchAnnotateImagesRequest,
     ) -> Result<AsyncBatchAnnotateImagesOperation> {
-        let parent = request.parent.clone();
-        let raw = self
-            .operations
-            .call(
-                Rpc::once("AsyncBatchAnnotateImages", "parent", &parent),
-                request,
-                |service, request| {
-                    Box::pin(async move {
-                        ImageAnnotatorGrpc::new(service)
-                            .async_batch_annotate_images(request)
-                            .await
-                    })
-                },
-            )
-            .await?;
-        Ok(Operation::from_raw(self.operations.clone(), raw))
+        start(
+            &self.operations,
+            "AsyncBatchAnnotateImages",
+            request.parent.clone(),
+            request,
+            |service, request| {
+                Box::pin(async move {
+                    ImageAnnotatorGrpc::new(service)
+                        .async_batch_annotate_images(request)
+                        .await
+                })
+            },
+        )
+        .await
     }
 }

@@ -40,21 +40,54 @@ impl Backoff {
 
     /// The delays before jitter: `initial`, `initial × multiplier`, … capped at `max`. Endless.
     pub fn computed_delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        let max = self.max;
+        let backoff = *self;
+        std::iter::successors(Some(self.first()), move |previous| {
+            Some(backoff.after(*previous))
+        })
+    }
+
+    fn first(&self) -> Duration {
+        self.initial.min(self.max)
+    }
+
+    /// The computed delay that follows `previous`.
+    fn after(&self, previous: Duration) -> Duration {
         let multiplier = if self.multiplier.is_finite() && self.multiplier > 1.0 {
             self.multiplier
         } else {
             1.0
         };
-        std::iter::successors(Some(self.initial.min(max)), move |previous| {
-            let next = Duration::try_from_secs_f64(previous.as_secs_f64() * multiplier);
-            Some(next.unwrap_or(max).min(max))
-        })
+        Duration::try_from_secs_f64(previous.as_secs_f64() * multiplier)
+            .unwrap_or(self.max)
+            .min(self.max)
     }
 
     /// The jittered delays: each in [50 %, 100 %] of the computed one. Endless.
     pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
         self.computed_delays().map(jitter)
+    }
+}
+
+/// A position in a [`Backoff`] schedule, for loops that sleep between attempts.
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    backoff: Backoff,
+    next: Duration,
+}
+
+impl Schedule {
+    pub(crate) fn new(backoff: Backoff) -> Self {
+        Schedule {
+            backoff,
+            next: backoff.first(),
+        }
+    }
+
+    /// The next jittered delay; the schedule moves one step on.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let computed = self.next;
+        self.next = self.backoff.after(computed);
+        jitter(computed)
     }
 }
 
@@ -92,6 +125,19 @@ mod tests {
             }
         }
         assert!(below_three_quarters, "jitter never spread the delays");
+    }
+
+    #[test]
+    fn a_schedule_hands_out_the_same_steps_as_the_iterator() {
+        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5);
+        let mut schedule = Schedule::new(backoff);
+        for computed in backoff.computed_delays().take(15) {
+            let delay = schedule.next_delay();
+            assert!(
+                delay >= computed / 2 && delay <= computed,
+                "{delay:?} vs {computed:?}"
+            );
+        }
     }
 
     #[test]

@@ -132,6 +132,21 @@ pub struct OperationsPage {
 pub struct OperationsClient {
     service: GrpcService,
     policy: Arc<RetryPolicy>,
+    /// What this client has learnt about the server's WaitOperation, shared by its clones.
+    pub(crate) wait_support: Arc<tokio::sync::watch::Sender<WaitSupport>>,
+}
+
+/// Whether the server implements WaitOperation, as far as a client knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitSupport {
+    /// Not asked yet.
+    Unknown,
+    /// One wait is asking now.
+    Probing,
+    /// A WaitOperation call succeeded.
+    Supported,
+    /// WaitOperation answered UNIMPLEMENTED.
+    Unsupported,
 }
 
 impl std::fmt::Debug for OperationsClient {
@@ -179,6 +194,7 @@ impl OperationsClient {
         OperationsClient {
             service: GrpcService::new(service),
             policy: Arc::new(RetryPolicy::default()),
+            wait_support: Arc::new(tokio::sync::watch::Sender::new(WaitSupport::Unknown)),
         }
     }
 
@@ -195,15 +211,21 @@ impl OperationsClient {
 
     /// GetOperation: the operation's latest state.
     pub async fn get(&self, name: impl AsRef<str>) -> Result<RawOperation> {
-        let name = OperationName::parse(name.as_ref())?;
+        self.get_with(name.as_ref(), true).await
+    }
+
+    /// GetOperation, retried under the policy or sent once (the waiter retries by itself).
+    pub(crate) async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
+        let name = OperationName::parse(name)?;
         let request = pb::GetOperationRequest { name: name.into() };
-        self.call(
-            Rpc::retried("GetOperation", "name", &request.name),
-            request.clone(),
-            |service, request| {
-                Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
-            },
-        )
+        let rpc = if retried {
+            Rpc::retried("GetOperation", "name", &request.name)
+        } else {
+            Rpc::once("GetOperation", "name", &request.name)
+        };
+        self.call(rpc, request.clone(), |service, request| {
+            Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
+        })
         .await
     }
 

@@ -114,6 +114,20 @@ pub enum Error {
         #[source]
         source: prost::DecodeError,
     },
+    /// A wait ran out of time before the operation finished. Nothing was cancelled on the
+    /// server: wait again, by handle or by name, to resume.
+    #[error("operation {name} is not done after {elapsed:?} ({rpcs} RPCs)")]
+    Timeout {
+        /// The operation's name.
+        name: String,
+        /// The last snapshot seen; [`Operation::from_raw`](crate::Operation::from_raw) gives
+        /// it back its types.
+        last: Box<RawOperation>,
+        /// How long the wait lasted.
+        elapsed: std::time::Duration,
+        /// How many RPCs the wait sent.
+        rpcs: u32,
+    },
     /// An enum field holds a number the vendored protos do not define.
     #[error("the {part} of operation {name} has an unknown {field} value {value}")]
     UnknownEnumValue {

@@ -8,6 +8,7 @@
 //! | [`backoff`] | exponential backoff with jitter |
 //! | [`client`] | [`OperationsClient`]: the five RPCs, routing header, timeouts, retries |
 //! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
+//! | [`wait`] | the waiter: WaitOperation first, polling fallback, deadlines, progress, many at once |
 //! | [`vision`] | Vision v1 clients that start operations and return typed handles |
 //! | [`proto`] | the generated code and the embedded descriptor set |
 //! | `testing` (feature `testing`) | an in-process fake server for your tests |
@@ -57,6 +58,7 @@ pub mod proto;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vision;
+pub mod wait;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "testing"))]
@@ -68,3 +70,4 @@ pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, Re
 pub use error::{Code, Error, ErrorDetail, Part, Result, Status};
 pub use name::OperationName;
 pub use operation::{Operation, OperationResponse};
+pub use wait::{Progress, WaitOptions, WaitStrategy};

@@ -17,6 +17,7 @@ use prost_types::Any;
 
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Part, Result};
+use crate::name::OperationName;
 use crate::proto::longrunning::operation::Result as RawResult;
 
 /// A type an operation's `response` can be decoded into.
@@ -107,6 +108,8 @@ pub fn unpack<T: Message + Name + Default>(name: &str, part: Part, any: &Any) ->
 /// ```
 pub struct Operation<R, M> {
     raw: RawOperation,
+    /// Whether `raw` came from the server (false for a handle made from a name alone).
+    fetched: bool,
     client: OperationsClient,
     types: PhantomData<fn() -> (R, M)>,
 }
@@ -115,6 +118,7 @@ impl<R, M> Clone for Operation<R, M> {
     fn clone(&self) -> Self {
         Operation {
             raw: self.raw.clone(),
+            fetched: self.fetched,
             client: self.client.clone(),
             types: PhantomData,
         }
@@ -138,9 +142,21 @@ impl<R, M> Operation<R, M> {
     pub fn from_raw(client: OperationsClient, raw: RawOperation) -> Self {
         Operation {
             raw,
+            fetched: true,
             client,
             types: PhantomData,
         }
+    }
+
+    /// A handle on an operation known only by name, without any RPC: not done, no metadata
+    /// until its first [`refresh`](Self::refresh) or wait fetches the state.
+    pub fn from_name(client: OperationsClient, name: &str) -> Result<Self> {
+        Ok(Operation {
+            raw: unseen(name)?,
+            fetched: false,
+            client,
+            types: PhantomData,
+        })
     }
 
     /// Resumes an operation by name: fetches its current state with GetOperation and
@@ -175,6 +191,20 @@ impl<R, M> Operation<R, M> {
         self.raw
     }
 
+    /// Takes the snapshot out for a wait, which hands it back with [`Self::set_raw`].
+    pub(crate) fn take_raw(&mut self) -> (RawOperation, bool) {
+        (std::mem::take(&mut self.raw), self.fetched)
+    }
+
+    pub(crate) fn set_raw(&mut self, raw: RawOperation, fetched: bool) {
+        self.raw = raw;
+        self.fetched = fetched;
+    }
+
+    pub(crate) fn is_fetched(&self) -> bool {
+        self.fetched
+    }
+
     /// The client this handle sends its RPCs on.
     pub fn client(&self) -> &OperationsClient {
         &self.client
@@ -183,6 +213,7 @@ impl<R, M> Operation<R, M> {
     /// Replaces the snapshot with the server's current state (GetOperation).
     pub async fn refresh(&mut self) -> Result<()> {
         self.raw = self.client.get(&self.raw.name).await?;
+        self.fetched = true;
         Ok(())
     }
 
@@ -217,6 +248,14 @@ impl<R: OperationResponse, M> Operation<R, M> {
     pub fn result(&self) -> Result<R> {
         decode_result(&self.raw)
     }
+}
+
+/// The snapshot of an operation known only by its (validated) name.
+pub(crate) fn unseen(name: &str) -> Result<RawOperation> {
+    Ok(RawOperation {
+        name: OperationName::parse(name)?.into(),
+        ..RawOperation::default()
+    })
 }
 
 /// The outcome of a raw snapshot, decoded as `R`.

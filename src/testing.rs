@@ -195,6 +195,8 @@ pub struct RecordedRequest {
     pub resource: String,
     /// Its metadata (HTTP/2 headers), as received.
     pub headers: http::HeaderMap,
+    /// When it arrived (tokio's clock, so paused-clock tests can check schedules).
+    pub at: Instant,
 }
 
 /// Builds a [`FakeServer`] with non-default switches.
@@ -276,7 +278,12 @@ impl FakeServerBuilder {
                 operation_duration: self.operation_duration,
                 wait_unimplemented: self.wait_unimplemented,
                 latency: self.latency,
-                failures: self.fail_first.iter().copied().collect(),
+                failures: self
+                    .fail_first
+                    .iter()
+                    .map(|(method, count)| (*method, (*count, injected_unavailable())))
+                    .collect(),
+                wait_returns_early: None,
             }),
             changed: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -479,7 +486,22 @@ impl FakeServer {
 
     /// The next `count` calls of `method` fail with UNAVAILABLE.
     pub fn fail_next(&self, method: FakeMethod, count: u64) {
-        self.shared.lock_switches().failures.insert(method, count);
+        self.fail_next_with(method, count, injected_unavailable());
+    }
+
+    /// The next `count` calls of `method` fail with `status` (any code, any details).
+    pub fn fail_next_with(&self, method: FakeMethod, count: u64, status: Status) {
+        self.shared
+            .lock_switches()
+            .failures
+            .insert(method, (count, status));
+    }
+
+    /// Makes WaitOperation best effort the hard way: each call returns after a random time
+    /// up to `at_most` (or when the operation finishes, if sooner), usually not done. `None`
+    /// restores waiting for the whole timeout.
+    pub fn set_wait_returns_early(&self, at_most: Option<Duration>) {
+        self.shared.lock_switches().wait_returns_early = at_most;
     }
 
     /// Switches WaitOperation between answering UNIMPLEMENTED and working.
@@ -542,7 +564,14 @@ struct Switches {
     operation_duration: Duration,
     wait_unimplemented: bool,
     latency: Duration,
-    failures: HashMap<FakeMethod, u64>,
+    /// Per method: how many more calls fail, and with what.
+    failures: HashMap<FakeMethod, (u64, Status)>,
+    /// WaitOperation returns after a random time up to this, done or not.
+    wait_returns_early: Option<Duration>,
+}
+
+fn injected_unavailable() -> Status {
+    Status::unavailable("fault injected by the fake server")
 }
 
 struct FakeOperation {
@@ -657,24 +686,25 @@ impl Shared {
                 method,
                 resource: resource.to_owned(),
                 headers: request.metadata().clone().into_headers(),
+                at: Instant::now(),
             });
         }
         let (latency, fail) = {
             let mut switches = self.lock_switches();
             let fail = match switches.failures.get_mut(&method) {
-                Some(left) if *left > 0 => {
+                Some((left, status)) if *left > 0 => {
                     *left -= 1;
-                    true
+                    Some(status.clone())
                 }
-                _ => false,
+                _ => None,
             };
             (switches.latency, fail)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        if fail {
-            return Err(Status::unavailable("fault injected by the fake server"));
+        if let Some(status) = fail {
+            return Err(status);
         }
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Status::unavailable("the fake server is shutting down"));
@@ -937,16 +967,23 @@ impl Operations for FakeService {
         shared
             .enter(FakeMethod::WaitOperation, &request, &name)
             .await?;
-        if shared.lock_switches().wait_unimplemented {
+        let (unimplemented, returns_early) = {
+            let switches = shared.lock_switches();
+            (switches.wait_unimplemented, switches.wait_returns_early)
+        };
+        if unimplemented {
             return Err(Status::unimplemented(
                 "WaitOperation is not implemented by this server",
             ));
         }
-        let timeout = match request.get_ref().timeout {
+        let mut timeout = match request.get_ref().timeout {
             Some(timeout) => Duration::try_from(timeout)
                 .map_err(|_| Status::invalid_argument("timeout must not be negative"))?,
             None => DEFAULT_WAIT,
         };
+        if let Some(at_most) = returns_early {
+            timeout = timeout.min(at_most.mul_f64(fastrand::f64()));
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let changed = shared.changed.notified();

@@ -1,0 +1,733 @@
+//! The waiter against the fake, on tokio's paused clock: exact schedules, no sleeping.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use longrunning::proto::rpc;
+use longrunning::testing::{FakeMethod, FakeServer, Outcome, RecordedRequest, Script};
+use longrunning::vision::{AnnotationState, BatchState, ImageAnnotator, ProductSearch, pb};
+use longrunning::wait::{self, Progress, WaitOptions, WaitStrategy};
+use longrunning::{Backoff, Code, Error, Operation, RawOperation};
+use prost::Message;
+use tokio::time::Instant;
+
+const OP: &str = "projects/p1/locations/us-west1/operations/op1";
+const SECOND: Duration = Duration::from_secs(1);
+
+type EmptyOperation = Operation<(), pb::BatchOperationMetadata>;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn finishing_after(after: Duration) -> Script {
+    let processing = pb::BatchOperationMetadata {
+        state: BatchState::Processing as i32,
+        ..Default::default()
+    };
+    let successful = pb::BatchOperationMetadata {
+        state: BatchState::Successful as i32,
+        ..Default::default()
+    };
+    Script::finishing_after(after, Outcome::NoResult)
+        .metadata_from(Duration::ZERO, &processing)
+        .final_metadata(&successful)
+}
+
+fn options(strategy: WaitStrategy) -> WaitOptions {
+    WaitOptions {
+        strategy,
+        ..WaitOptions::default()
+    }
+}
+
+fn calls_of(requests: &[RecordedRequest], method: FakeMethod) -> Vec<Instant> {
+    requests
+        .iter()
+        .filter(|r| r.method == method)
+        .map(|r| r.at)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_path_returns_as_soon_as_the_operation_finishes() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(10)));
+    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let start = Instant::now();
+    op.wait(&WaitOptions::default()).await.unwrap();
+    assert_eq!(start.elapsed(), secs(10));
+    assert!(op.done());
+    assert_eq!(op.state().unwrap(), Some(BatchState::Successful));
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 1);
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_wait_rpc_asks_for_at_most_the_cap_and_the_time_left() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(150)));
+    let start = Instant::now();
+    let options = WaitOptions {
+        timeout: Some(secs(200)),
+        ..WaitOptions::default()
+    };
+    fake.client().wait_for(OP, &options).await.unwrap();
+    assert_eq!(start.elapsed(), secs(150));
+    let waits = calls_of(&fake.requests(), FakeMethod::WaitOperation);
+    let offsets: Vec<_> = waits.iter().map(|at| *at - start).collect();
+    assert_eq!(offsets, [secs(0), secs(60), secs(120)]);
+
+    // With 70 s left the first call asks for the 60 s cap, the second for the last 10 s.
+    fake.insert("operations/slow", finishing_after(secs(500)));
+    let start = Instant::now();
+    let options = WaitOptions {
+        timeout: Some(secs(70)),
+        ..WaitOptions::default()
+    };
+    let err = fake
+        .client()
+        .wait_for("operations/slow", &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { rpcs: 2, .. }), "{err:?}");
+    assert_eq!(start.elapsed(), secs(70));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_follows_the_backoff_schedule_within_its_jitter_bounds() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(300)));
+    let start = Instant::now();
+    fake.client()
+        .wait_for(OP, &options(WaitStrategy::Poll))
+        .await
+        .unwrap();
+    let polls = calls_of(&fake.requests(), FakeMethod::GetOperation);
+    // The handle was known by name only: the first poll is immediate.
+    assert_eq!(polls[0], start);
+    let computed = Backoff::new(secs(1), secs(30), 1.5).computed_delays();
+    for (gap, computed) in polls.windows(2).map(|w| w[1] - w[0]).zip(computed) {
+        assert!(
+            gap >= computed / 2 && gap <= computed,
+            "gap {gap:?} outside [50 %, 100 %] of {computed:?}"
+        );
+    }
+    // Done at 300 s, seen by the first poll after it: at most one 30 s delay late.
+    let finished = *polls.last().unwrap() - start;
+    assert!(
+        finished >= secs(300) && finished <= secs(330),
+        "{finished:?}"
+    );
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_fresh_from_the_server_polls_after_the_first_delay() {
+    let fake = FakeServer::builder()
+        .operation_duration(secs(5))
+        .wait_unimplemented(true)
+        .start()
+        .await
+        .unwrap();
+    let mut op = ProductSearch::new(fake.client())
+        .purge_products(pb::PurgeProductsRequest {
+            parent: "projects/p1/locations/us-west1".into(),
+            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+                true,
+            )),
+            force: false,
+        })
+        .await
+        .unwrap();
+    let start = Instant::now();
+    op.wait(&options(WaitStrategy::Poll)).await.unwrap();
+    let first = calls_of(&fake.requests(), FakeMethod::GetOperation)[0] - start;
+    assert!(first >= SECOND / 2 && first <= SECOND, "{first:?}");
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unimplemented_wait_falls_back_to_polling_with_one_probe_per_client() {
+    let fake = FakeServer::builder()
+        .wait_unimplemented(true)
+        .start()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        fake.insert(format!("operations/op{i}"), finishing_after(secs(3 + i)));
+    }
+    let client = fake.client();
+    let ops = (0..20)
+        .map(|i| EmptyOperation::from_name(client.clone(), &format!("operations/op{i}")).unwrap());
+    let results = wait::wait_all(ops, &WaitOptions::default()).await;
+    assert_eq!(results.len(), 20);
+    assert!(
+        results
+            .iter()
+            .all(|(op, result)| op.done() && result.is_ok())
+    );
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 1);
+
+    // Later waits on the same client (or a clone) poll at once.
+    fake.insert("operations/later", finishing_after(secs(2)));
+    client
+        .clone()
+        .wait_for("operations/later", &WaitOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 1);
+
+    // A new client probes once for itself.
+    fake.insert("operations/other", finishing_after(secs(2)));
+    let other = fake.client();
+    other
+        .wait_for("operations/other", &WaitOptions::default())
+        .await
+        .unwrap();
+    other
+        .wait_for("operations/other", &WaitOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_probe_lets_the_next_wait_probe_again() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(100)));
+    let client = fake.client();
+    let dropped = tokio::time::timeout(secs(5), client.wait_for(OP, &WaitOptions::default())).await;
+    assert!(dropped.is_err());
+    let start = Instant::now();
+    client.wait_for(OP, &WaitOptions::default()).await.unwrap();
+    assert_eq!(start.elapsed(), secs(95));
+    // Had the dropped probe left the client "probing", this wait would first have waited
+    // out the 250 ms grace for an answer that never comes.
+    let waits = calls_of(&fake.requests(), FakeMethod::WaitOperation);
+    assert_eq!(waits.len(), 3, "the dropped probe, then 60 s and 35 s");
+    assert_eq!(waits[1], start);
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn forced_wait_strategy_reports_unimplemented() {
+    let fake = FakeServer::builder()
+        .wait_unimplemented(true)
+        .start()
+        .await
+        .unwrap();
+    fake.insert(OP, finishing_after(secs(3)));
+    let err = fake
+        .client()
+        .wait_for(OP, &options(WaitStrategy::Wait))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unimplemented));
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_returns_early_and_not_done_is_spaced_never_spun() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_returns_early(Some(Duration::from_millis(100)));
+    fake.insert(OP, finishing_after(secs(60)));
+    let start = Instant::now();
+    fake.client()
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap();
+    let finished = start.elapsed();
+    let waits = fake.calls(FakeMethod::WaitOperation);
+    // Spaced by the polling backoff (≥ 0.5, 0.75, 1.1, … s): about a dozen calls in 60 s,
+    // where a spinning client would have sent hundreds.
+    assert!((5..=15).contains(&waits), "{waits} Wait calls");
+    assert!(finished >= secs(60) && finished <= secs(90), "{finished:?}");
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_is_slow_to_return_early_is_waited_on_without_spacing() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_returns_early(Some(secs(10)));
+    fake.insert(OP, finishing_after(secs(30)));
+    let start = Instant::now();
+    fake.client()
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap();
+    // Answers that took longer than 250 ms are followed by the next call at once, so the
+    // operation is seen done the moment it finishes... unless the last answer was quick.
+    let requests = fake.requests();
+    let waits = calls_of(&requests, FakeMethod::WaitOperation);
+    assert!(waits.len() >= 3, "{waits:?}");
+    assert!(
+        start.elapsed() < secs(31) + SECOND * 30,
+        "{:?}",
+        start.elapsed()
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unavailable_faults_are_retried_and_the_result_is_kept() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(
+        OP,
+        Script::finishing_after(
+            secs(20),
+            Outcome::response(&pb::ImportProductSetsResponse {
+                reference_images: Vec::new(),
+                statuses: vec![rpc::Status::default(); 3],
+            }),
+        ),
+    );
+    fake.fail_next(FakeMethod::WaitOperation, 4);
+    let mut op: Operation<pb::ImportProductSetsResponse, pb::BatchOperationMetadata> =
+        Operation::from_name(fake.client(), OP).unwrap();
+    let response = op.wait(&WaitOptions::default()).await.unwrap();
+    assert_eq!(response.statuses.len(), 3);
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 5);
+
+    fake.fail_next(FakeMethod::GetOperation, 4);
+    fake.insert("operations/polled", finishing_after(secs(20)));
+    fake.client()
+        .wait_for("operations/polled", &options(WaitStrategy::Poll))
+        .await
+        .unwrap();
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_info_on_an_error_sets_the_next_delay() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(60)));
+    let details = rpc::Status {
+        code: Code::Unavailable as i32,
+        message: "busy".into(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: rpc::RetryInfo {
+                retry_delay: Some(prost_types::Duration {
+                    seconds: 7,
+                    nanos: 0,
+                }),
+            }
+            .encode_to_vec(),
+        }],
+    };
+    fake.fail_next_with(
+        FakeMethod::GetOperation,
+        1,
+        tonic::Status::with_details(Code::Unavailable, "busy", details.encode_to_vec().into()),
+    );
+    fake.client()
+        .wait_for(OP, &options(WaitStrategy::Poll))
+        .await
+        .unwrap();
+    let polls = calls_of(&fake.requests(), FakeMethod::GetOperation);
+    assert_eq!(polls[1] - polls[0], secs(7));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_exceeded_from_the_wait_rpc_means_not_yet() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(10)));
+    fake.fail_next_with(
+        FakeMethod::WaitOperation,
+        2,
+        tonic::Status::deadline_exceeded("server gave up"),
+    );
+    fake.client()
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 3);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_end_the_wait() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(100)));
+    for code in [
+        Code::PermissionDenied,
+        Code::Unauthenticated,
+        Code::InvalidArgument,
+    ] {
+        fake.fail_next_with(FakeMethod::GetOperation, 1, tonic::Status::new(code, "no"));
+        let err = fake
+            .client()
+            .wait_for(OP, &options(WaitStrategy::Poll))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(code));
+    }
+    // Deleted while waiting: NOT_FOUND ends it.
+    let client = fake.client();
+    let poll = options(WaitStrategy::Poll);
+    let waiting = client.wait_for(OP, &poll);
+    let delete = async {
+        tokio::time::sleep(secs(10)).await;
+        fake.client().delete(OP).await.unwrap();
+    };
+    let (result, ()) = tokio::join!(waiting, delete);
+    assert_eq!(result.unwrap_err().code(), Some(Code::NotFound));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_restarted_on_the_same_port_mid_wait_loses_nothing() {
+    let mut fake = FakeServer::start().await.unwrap();
+    fake.insert(
+        OP,
+        Script::finishing_after(secs(30), Outcome::error(Code::DataLoss, "disk on fire")),
+    );
+    let client = fake.client();
+    for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
+        let options = options(strategy);
+        let waiting = client.wait_for(OP, &options);
+        let restarts = async {
+            tokio::time::sleep(secs(5)).await;
+            fake.stop().await;
+            tokio::time::sleep(secs(3)).await;
+            fake.restart().await.unwrap();
+        };
+        let (result, ()) = tokio::join!(waiting, restarts);
+        let op = result.unwrap();
+        assert!(op.done, "{strategy:?}");
+        let typed = EmptyOperation::from_raw(client.clone(), op);
+        assert_eq!(typed.result().unwrap_err().code(), Some(Code::DataLoss));
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_out_of_time_returns_the_last_snapshot_and_the_handle_resumes() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let options = WaitOptions {
+        timeout: Some(secs(90)),
+        ..WaitOptions::default()
+    };
+    let start = Instant::now();
+    let err = op.wait(&options).await.unwrap_err();
+    let Error::Timeout {
+        name,
+        last,
+        elapsed,
+        rpcs,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(name, OP);
+    assert_eq!(*elapsed, secs(90));
+    assert_eq!(start.elapsed(), secs(90));
+    assert_eq!(*rpcs, 2);
+    assert!(!last.done);
+    // The last snapshot, typed: by the error, and in the handle itself.
+    let typed = EmptyOperation::from_raw(fake.client(), RawOperation::clone(last));
+    assert_eq!(typed.state().unwrap(), Some(BatchState::Processing));
+    assert_eq!(op.state().unwrap(), Some(BatchState::Processing));
+    assert!(
+        err.to_string().contains("not done after 90s (2 RPCs)"),
+        "{err}"
+    );
+    // Nothing was cancelled; waiting again resumes.
+    assert_eq!(fake.calls(FakeMethod::CancelOperation), 0);
+    let finisher = async {
+        tokio::time::sleep(secs(10)).await;
+        fake.finish(OP, Outcome::NoResult);
+    };
+    let (result, ()) = tokio::join!(op.wait(&options), finisher);
+    result.unwrap();
+    assert!(op.done());
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_timeout_is_a_day_and_none_waits_forever() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(48 * 3600)));
+    let client = fake.client();
+    let err = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    let Error::Timeout { elapsed, .. } = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(elapsed, secs(24 * 3600));
+    let forever = WaitOptions {
+        timeout: None,
+        ..WaitOptions::default()
+    };
+    let op = client.wait_for(OP, &forever).await.unwrap();
+    assert!(op.done);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_on_a_handle_ends_its_wait_cancelled() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let handle = op.clone();
+    let canceller = async {
+        tokio::time::sleep(secs(30)).await;
+        handle.cancel().await.unwrap();
+    };
+    let start = Instant::now();
+    let defaults = WaitOptions::default();
+    let (result, ()) = tokio::join!(op.wait(&defaults), canceller);
+    assert!(
+        matches!(result, Err(Error::OperationCancelled { .. })),
+        "{result:?}"
+    );
+    assert_eq!(start.elapsed(), secs(30));
+    assert!(op.is_cancelled());
+    assert_eq!(op.state().unwrap(), Some(BatchState::Cancelled));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_wait_stops_its_rpcs() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = fake.client();
+    for strategy in [WaitStrategy::Poll, WaitStrategy::Wait] {
+        let options = options(strategy);
+        let wait = client.wait_for(OP, &options);
+        assert!(tokio::time::timeout(secs(100), wait).await.is_err());
+        let before = fake.total_calls();
+        assert!(before > 0);
+        tokio::time::sleep(secs(600)).await;
+        assert_eq!(fake.total_calls(), before, "{strategy:?} kept calling");
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_rejects_bad_names_without_rpcs() {
+    let fake = FakeServer::start().await.unwrap();
+    let err = fake
+        .client()
+        .wait_for("operations/a b", &WaitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidName { .. }));
+    assert!(EmptyOperation::from_name(fake.client(), "").is_err());
+    assert_eq!(fake.total_calls(), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_reports_each_metadata_change_then_the_result() {
+    let fake = FakeServer::builder()
+        .operation_duration(secs(20))
+        .start()
+        .await
+        .unwrap();
+    let annotator = ImageAnnotator::new(fake.client());
+    let request = pb::AsyncBatchAnnotateImagesRequest {
+        requests: vec![pb::AnnotateImageRequest::default()],
+        ..Default::default()
+    };
+    for strategy in [WaitStrategy::Poll, WaitStrategy::Wait] {
+        let op = annotator
+            .async_batch_annotate_images(request.clone())
+            .await
+            .unwrap();
+        let options = WaitOptions {
+            strategy,
+            // Progress on the Wait path is seen when each call returns.
+            wait_rpc_cap: secs(5),
+            ..WaitOptions::default()
+        };
+        let reports: Vec<_> = op.watch(&options).collect().await;
+        let states: Vec<String> = reports
+            .iter()
+            .map(|report| match report {
+                Ok(Progress::Running { metadata }) => {
+                    format!(
+                        "{:?}",
+                        AnnotationState::try_from(metadata.as_ref().unwrap().state).unwrap()
+                    )
+                }
+                Ok(Progress::Done { metadata, .. }) => {
+                    format!(
+                        "Done({:?})",
+                        AnnotationState::try_from(metadata.as_ref().unwrap().state).unwrap()
+                    )
+                }
+                Err(err) => format!("Err({err})"),
+            })
+            .collect();
+        assert_eq!(states, ["Created", "Running", "Done(Done)"], "{strategy:?}");
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_ends_with_the_error_of_a_failed_operation_or_a_timeout() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, finishing_after(secs(5)));
+    let client = fake.client();
+    let ok: Vec<_> = EmptyOperation::from_name(client.clone(), OP)
+        .unwrap()
+        .watch(&WaitOptions::default())
+        .collect()
+        .await;
+    assert_eq!(ok.len(), 2);
+    assert!(matches!(ok[1], Ok(Progress::Done { .. })));
+
+    fake.insert(
+        "operations/failing",
+        Script::finishing_after(secs(5), Outcome::error(Code::Internal, "boom")),
+    );
+    let failed: Vec<_> = EmptyOperation::from_name(client.clone(), "operations/failing")
+        .unwrap()
+        .watch(&WaitOptions::default())
+        .collect()
+        .await;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(matches!(&failed[1], Err(Error::OperationFailed { .. })));
+
+    fake.insert_running("operations/forever");
+    let short = WaitOptions {
+        timeout: Some(secs(10)),
+        ..WaitOptions::default()
+    };
+    let timed_out: Vec<_> = EmptyOperation::from_name(client, "operations/forever")
+        .unwrap()
+        .watch(&short)
+        .collect()
+        .await;
+    assert!(matches!(timed_out.last(), Some(Err(Error::Timeout { .. }))));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_all_over_1000_operations_returns_each_exactly_once() {
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .unwrap();
+    let client = fake.client();
+    let mut ops = Vec::new();
+    for i in 0..1000u64 {
+        let name = format!("operations/op{i:04}");
+        let outcome = if i % 7 == 0 {
+            Outcome::error(Code::Aborted, format!("failed {i}"))
+        } else {
+            Outcome::response(&pb::ImportProductSetsResponse {
+                reference_images: Vec::new(),
+                statuses: vec![rpc::Status {
+                    code: 0,
+                    message: format!("ok {i}"),
+                    details: Vec::new(),
+                }],
+            })
+        };
+        fake.insert(
+            &name,
+            Script::finishing_after(Duration::from_millis(fastrand::u64(0..30_000)), outcome),
+        );
+        ops.push(
+            Operation::<pb::ImportProductSetsResponse, pb::BatchOperationMetadata>::from_name(
+                client.clone(),
+                &name,
+            )
+            .unwrap(),
+        );
+    }
+    let results = wait::wait_all(ops, &WaitOptions::default()).await;
+    assert_eq!(results.len(), 1000);
+    let mut seen = HashSet::new();
+    for (i, (op, result)) in results.iter().enumerate() {
+        assert_eq!(op.name(), format!("operations/op{i:04}"));
+        assert!(seen.insert(op.name().to_owned()));
+        match result {
+            Ok(response) => assert_eq!(response.statuses[0].message, format!("ok {i}")),
+            Err(err) => {
+                assert_eq!(i % 7, 0);
+                assert_eq!(err.code(), Some(Code::Aborted));
+            }
+        }
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_stream_yields_in_completion_order_within_the_in_flight_bound() {
+    let fake = FakeServer::start().await.unwrap();
+    let client = fake.client();
+    let names: Vec<String> = [30u64, 10, 20]
+        .iter()
+        .map(|after| {
+            let name = format!("operations/after{after}");
+            fake.insert(&name, finishing_after(secs(*after)));
+            name
+        })
+        .collect();
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        max_in_flight_rpcs: 1,
+        ..WaitOptions::default()
+    };
+    let order: Vec<String> = client
+        .wait_for_each(
+            names.clone().into_iter().chain(["bad name".to_owned()]),
+            &options,
+        )
+        .map(|(name, result)| {
+            assert_eq!(result.is_ok(), name != "bad name", "{name}: {result:?}");
+            name
+        })
+        .collect()
+        .await;
+    assert_eq!(
+        order,
+        [
+            "bad name",
+            "operations/after10",
+            "operations/after20",
+            "operations/after30"
+        ]
+    );
+
+    // Fresh operations: the ones above have all finished by now.
+    let typed = [30u64, 10, 20].map(|after| {
+        let name = format!("operations/typed{after}");
+        fake.insert(&name, finishing_after(secs(after)));
+        EmptyOperation::from_name(client.clone(), &name).unwrap()
+    });
+    let finished: Vec<String> = wait::wait_stream(typed, &options)
+        .map(|(op, result)| {
+            result.unwrap();
+            op.name().to_owned()
+        })
+        .collect()
+        .await;
+    assert_eq!(
+        finished,
+        [
+            "operations/typed10",
+            "operations/typed20",
+            "operations/typed30"
+        ]
+    );
+    fake.shutdown().await;
+}

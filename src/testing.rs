@@ -288,6 +288,8 @@ impl FakeServerBuilder {
             changed: Notify::new(),
             stopping: AtomicBool::new(false),
             calls: Default::default(),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             record_requests: self.record_requests,
             requests: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -529,6 +531,16 @@ impl FakeServer {
         FakeMethod::ALL.iter().map(|m| self.calls(*m)).sum()
     }
 
+    /// How many calls are being handled right now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most calls handled at once so far.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Every request received so far, oldest first (empty if recording is off).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
@@ -555,6 +567,8 @@ struct Shared {
     changed: Notify,
     stopping: AtomicBool,
     calls: [AtomicU64; FakeMethod::ALL.len()],
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     record_requests: bool,
     requests: Mutex<Vec<RecordedRequest>>,
     next_id: AtomicU64,
@@ -679,8 +693,9 @@ impl Shared {
         method: FakeMethod,
         request: &Request<T>,
         resource: &str,
-    ) -> Result<(), Status> {
+    ) -> Result<InFlight<'_>, Status> {
         self.calls[method.index()].fetch_add(1, Ordering::SeqCst);
+        let in_flight = InFlight::new(self);
         if self.record_requests {
             lock(&self.requests).push(RecordedRequest {
                 method,
@@ -709,7 +724,7 @@ impl Shared {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Status::unavailable("the fake server is shutting down"));
         }
-        Ok(())
+        Ok(in_flight)
     }
 
     fn get(&self, name: &str) -> Result<RawOperation, Status> {
@@ -718,6 +733,23 @@ impl Shared {
             .get(name)
             .map(|op| op.snapshot(name, now))
             .ok_or_else(|| not_found(name))
+    }
+}
+
+/// Counts a call as in flight from its arrival until its handler returns.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -868,7 +900,7 @@ impl Operations for FakeService {
         request: Request<lro::ListOperationsRequest>,
     ) -> Result<Response<lro::ListOperationsResponse>, Status> {
         let shared = &self.shared;
-        shared
+        let _call = shared
             .enter(
                 FakeMethod::ListOperations,
                 &request,
@@ -918,7 +950,7 @@ impl Operations for FakeService {
         request: Request<lro::GetOperationRequest>,
     ) -> Result<Response<RawOperation>, Status> {
         let shared = &self.shared;
-        shared
+        let _call = shared
             .enter(FakeMethod::GetOperation, &request, &request.get_ref().name)
             .await?;
         shared.get(&request.get_ref().name).map(Response::new)
@@ -930,7 +962,7 @@ impl Operations for FakeService {
     ) -> Result<Response<()>, Status> {
         let shared = &self.shared;
         let name = &request.get_ref().name;
-        shared
+        let _call = shared
             .enter(FakeMethod::DeleteOperation, &request, name)
             .await?;
         if shared.lock_operations().remove(name).is_none() {
@@ -946,7 +978,7 @@ impl Operations for FakeService {
     ) -> Result<Response<()>, Status> {
         let shared = &self.shared;
         let name = &request.get_ref().name;
-        shared
+        let _call = shared
             .enter(FakeMethod::CancelOperation, &request, name)
             .await?;
         if !shared.lock_operations().contains_key(name) {
@@ -964,7 +996,7 @@ impl Operations for FakeService {
     ) -> Result<Response<RawOperation>, Status> {
         let shared = &self.shared;
         let name = request.get_ref().name.clone();
-        shared
+        let _call = shared
             .enter(FakeMethod::WaitOperation, &request, &name)
             .await?;
         let (unimplemented, returns_early) = {
@@ -1017,7 +1049,8 @@ impl ProductSearch for FakeService {
         &self,
         request: Request<pb::ImportProductSetsRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        self.shared
+        let _call = self
+            .shared
             .enter(
                 FakeMethod::ImportProductSets,
                 &request,
@@ -1050,7 +1083,8 @@ impl ProductSearch for FakeService {
         &self,
         request: Request<pb::PurgeProductsRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        self.shared
+        let _call = self
+            .shared
             .enter(
                 FakeMethod::PurgeProducts,
                 &request,
@@ -1077,7 +1111,8 @@ impl ImageAnnotator for FakeService {
         &self,
         request: Request<pb::AsyncBatchAnnotateFilesRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        self.shared
+        let _call = self
+            .shared
             .enter(
                 FakeMethod::AsyncBatchAnnotateFiles,
                 &request,
@@ -1106,7 +1141,8 @@ impl ImageAnnotator for FakeService {
         &self,
         request: Request<pb::AsyncBatchAnnotateImagesRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        self.shared
+        let _call = self
+            .shared
             .enter(
                 FakeMethod::AsyncBatchAnnotateImages,
                 &request,

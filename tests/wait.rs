@@ -731,3 +731,39 @@ async fn wait_stream_yields_in_completion_order_within_the_in_flight_bound() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_waits_never_have_more_rpcs_in_flight_than_the_bound() {
+    for strategy in [WaitStrategy::Wait, WaitStrategy::Poll] {
+        let fake = FakeServer::builder()
+            .latency(Duration::from_millis(100))
+            .record_requests(false)
+            .start()
+            .await
+            .unwrap();
+        let client = fake.client();
+        let ops: Vec<_> = (0..50u64)
+            .map(|i| {
+                let name = format!("operations/op{i}");
+                fake.insert(
+                    &name,
+                    finishing_after(secs(10) + Duration::from_millis(i * 200)),
+                );
+                EmptyOperation::from_name(client.clone(), &name).unwrap()
+            })
+            .collect();
+        let options = WaitOptions {
+            strategy,
+            max_in_flight_rpcs: 5,
+            ..WaitOptions::default()
+        };
+        let results = wait::wait_all(ops, &options).await;
+        assert!(
+            results.iter().all(|(_, result)| result.is_ok()),
+            "{strategy:?}"
+        );
+        assert_eq!(fake.peak_in_flight(), 5, "{strategy:?}");
+        assert_eq!(fake.in_flight(), 0);
+        fake.shutdown().await;
+    }
+}

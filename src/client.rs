@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::backoff::Backoff;
 use crate::error::{Code, Error, Result, Status};
@@ -158,15 +158,14 @@ impl std::fmt::Debug for OperationsClient {
 }
 
 impl OperationsClient {
-    /// Connects to `endpoint` (e.g. `http://127.0.0.1:8080`) and returns a client on it.
+    /// Connects to `endpoint` (`https://…`, or `http://…` for an emulator) without
+    /// credentials. For tokens, a quota project or extra CAs use
+    /// [`Connector`](crate::connect::Connector).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
-        let endpoint = endpoint.into();
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| Error::InvalidArgument(format!("bad endpoint {endpoint:?}: {e}")))?
+        crate::connect::Connector::new()
+            .endpoint(endpoint)
             .connect()
             .await
-            .map_err(|source| Error::Connect { endpoint, source })?;
-        Ok(Self::new(channel))
     }
 
     /// A client on an existing channel.
@@ -402,7 +401,11 @@ impl OperationsClient {
                 {
                     deadline_exceeded(timeout)
                 }
-                Ok(Err(status)) => Status::from_tonic(&status),
+                Ok(Err(status)) => match crate::auth::auth_failure(&status) {
+                    // No token, no call: retrying would ask the failing source again.
+                    Some(auth_error) => return Err(auth_error),
+                    None => Status::from_tonic(&status),
+                },
                 Err(_) => deadline_exceeded(timeout),
             };
             let retry = attempt < max_attempts && self.policy.retry_codes.contains(&status.code);

@@ -49,6 +49,24 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// A token source could not give a token. Names the source, never the token or the
+    /// contents of a credentials file.
+    #[error("cannot get an access token from {source_name}: {message}")]
+    Auth {
+        /// The source, e.g. `environment variable GOOGLE_OAUTH_ACCESS_TOKEN`.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A bearer token would have been sent over plaintext HTTP to a host that is not this
+    /// machine. Use `https://`, or allow it explicitly.
+    #[error(
+        "refusing to send an access token over plaintext to {endpoint}: use https://, or allow it explicitly"
+    )]
+    PlaintextToken {
+        /// The endpoint that was refused.
+        endpoint: String,
+    },
     /// An RPC failed (after any retries the client's [`RetryPolicy`](crate::RetryPolicy)
     /// allowed).
     #[error("{method} failed: {status}")]

@@ -5,7 +5,9 @@
 //! |---|---|
 //! | [`name`] | operation names: parse, validate, `id()` / `location()` / `project()` |
 //! | [`error`] | the one [`Error`] enum; `google.rpc.Status` with decoded details |
+//! | [`auth`] | token sources and the tower layer that sends tokens and the quota project |
 //! | [`backoff`] | exponential backoff with jitter |
+//! | [`connect`] | [`connect::Connector`]: endpoint, TLS, emulator, quota project, plaintext rules |
 //! | [`client`] | [`OperationsClient`]: the five RPCs, routing header, timeouts, retries |
 //! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
 //! | [`wait`] | the waiter: WaitOperation first, polling fallback, deadlines, progress, many at once |
@@ -49,8 +51,10 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backoff;
 pub mod client;
+pub mod connect;
 pub mod error;
 pub mod name;
 pub mod operation;

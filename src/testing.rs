@@ -209,6 +209,21 @@ pub struct FakeServerBuilder {
     max_concurrent_streams: Option<u32>,
     record_requests: bool,
     fail_first: Vec<(FakeMethod, u64)>,
+    tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+struct TlsIdentity {
+    certificate_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
 }
 
 impl Default for FakeServerBuilder {
@@ -221,6 +236,7 @@ impl Default for FakeServerBuilder {
             max_concurrent_streams: None,
             record_requests: true,
             fail_first: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -270,6 +286,17 @@ impl FakeServerBuilder {
         self
     }
 
+    /// Serves TLS with this certificate (PEM, for `localhost`) and key (PEM); the
+    /// [`endpoint`](FakeServer::endpoint) is then `https://localhost:PORT`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, certificate_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.tls = Some(TlsIdentity {
+            certificate_pem: certificate_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+
     /// Binds the port and starts serving.
     pub async fn start(self) -> Result<FakeServer> {
         let shared = Arc::new(Shared {
@@ -296,6 +323,7 @@ impl FakeServerBuilder {
         });
         let mut server = FakeServer {
             addr: self.addr,
+            tls: self.tls,
             max_concurrent_streams: self.max_concurrent_streams,
             shared,
             running: None,
@@ -308,6 +336,7 @@ impl FakeServerBuilder {
 /// The in-process fake server. Dropping it shuts it down.
 pub struct FakeServer {
     addr: SocketAddr,
+    tls: Option<TlsIdentity>,
     max_concurrent_streams: Option<u32>,
     shared: Arc<Shared>,
     running: Option<Running>,
@@ -343,15 +372,19 @@ impl FakeServer {
         self.addr
     }
 
-    /// `http://ADDR`, for [`OperationsClient::connect`].
+    /// `http://ADDR`, for [`OperationsClient::connect`] (with TLS: `https://localhost:PORT`).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.tls {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
-    /// A new channel to it (connected on first use).
+    /// A new plaintext channel to it (connected on first use). For a TLS fake, build the
+    /// client with [`Connector`](crate::connect::Connector) and the test CA instead.
     pub fn channel(&self) -> Channel {
-        // The endpoint is always a well-formed `http://IP:PORT` URI.
-        match Endpoint::from_shared(self.endpoint()) {
+        // `http://IP:PORT` is always a well-formed URI.
+        match Endpoint::from_shared(format!("http://{}", self.addr)) {
             Ok(endpoint) => endpoint.connect_lazy(),
             Err(_) => unreachable!("http://IP:PORT is a valid URI"),
         }
@@ -406,7 +439,7 @@ impl FakeServer {
         let service = Arc::new(FakeService {
             shared: self.shared.clone(),
         });
-        let router = Server::builder()
+        let router = with_tls(Server::builder(), self.tls.as_ref())?
             .max_concurrent_streams(self.max_concurrent_streams)
             .add_service(OperationsServer::from_arc(service.clone()))
             .add_service(ProductSearchServer::from_arc(service.clone()))
@@ -828,6 +861,23 @@ fn annotation_script(duration: Duration, outcome: Outcome) -> Script {
             created,
             created,
         ))
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(server: Server, tls: Option<&TlsIdentity>) -> Result<Server> {
+    let Some(identity) = tls else {
+        return Ok(server);
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(&identity.certificate_pem, &identity.key_pem);
+    server
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .map_err(|e| Error::InvalidArgument(format!("bad TLS identity: {e}")))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(server: Server, _tls: Option<&TlsIdentity>) -> Result<Server> {
+    Ok(server)
 }
 
 /// The one service object behind all three fake services.

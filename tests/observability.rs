@@ -1,16 +1,18 @@
-//! Observability of waits: a tracing span per wait and an event per RPC. In a binary of its
-//! own: tracing caches per-callsite interest process-wide, which other tests' threads (with no
-//! subscriber) would race with.
+//! Observability: a tracing span per wait and an event per RPC, and no token in any log
+//! line. One test in a binary of its own: tracing caches per-callsite interest process-wide,
+//! which other tests' threads (with no subscriber) would race with.
 
 use std::time::Duration;
 
-use longrunning::testing::{FakeServer, Outcome, Script};
+use longrunning::auth::StaticToken;
+use longrunning::connect::Connector;
+use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
 use longrunning::wait::{WaitOptions, WaitStrategy};
 
 const OP: &str = "projects/p1/locations/us-west1/operations/op1";
 
 #[tokio::test(start_paused = true)]
-async fn each_wait_has_a_tracing_span_with_its_operation_and_rpc_count() {
+async fn waits_are_traced_and_tokens_never_logged() {
     use std::sync::{Arc, Mutex};
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -26,7 +28,7 @@ async fn each_wait_has_a_tracing_span_with_its_operation_and_rpc_count() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
+        .with_max_level(tracing::Level::TRACE)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)
         .with_writer(move || writer.clone())
@@ -43,18 +45,36 @@ async fn each_wait_has_a_tracing_span_with_its_operation_and_rpc_count() {
         ..WaitOptions::default()
     };
     fake.client().wait_for(OP, &poll).await.unwrap();
+
+    // An authenticated client whose token is refreshed once: nothing of it in the logs.
+    fake.fail_next_with(
+        FakeMethod::GetOperation,
+        1,
+        tonic::Status::unauthenticated("expired"),
+    );
+    let authenticated = Connector::new()
+        .endpoint(fake.endpoint())
+        .token_source(StaticToken::new("ya29.super-secret-token"))
+        .connect_lazy()
+        .unwrap();
+    authenticated.get(OP).await.unwrap();
     fake.shutdown().await;
 
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let close = log
         .lines()
-        .find(|line| line.contains("close"))
+        .find(|line| line.contains("longrunning::wait: close"))
         .unwrap_or_else(|| panic!("no span closed:\n{log}"));
     assert!(
         close.contains(
             "wait{operation=projects/p1/locations/us-west1/operations/op1 strategy=Poll rpcs="
         ),
         "{close}"
+    );
+    assert!(!log.contains("super-secret"), "a token was logged:\n{log}");
+    assert!(
+        log.contains("UNAUTHENTICATED: refreshing the token once"),
+        "{log}"
     );
     let polls = log
         .lines()

@@ -12,6 +12,7 @@
 //! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
 //! | [`wait`] | the waiter: WaitOperation first, polling fallback, deadlines, progress, many at once |
 //! | [`vision`] | Vision v1 clients that start operations and return typed handles |
+//! | `json` (feature `json`) | proto3 JSON as Google's REST API prints it, from the descriptor set |
 //! | [`proto`] | the generated code and the embedded descriptor set |
 //! | `testing` (feature `testing`) | an in-process fake server for your tests |
 //!
@@ -56,6 +57,8 @@ pub mod backoff;
 pub mod client;
 pub mod connect;
 pub mod error;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod name;
 pub mod operation;
 pub mod proto;

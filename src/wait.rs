@@ -516,59 +516,104 @@ where
         self,
         options: &WaitOptions,
     ) -> impl Stream<Item = Result<Progress<R, M>>> + Send + use<R, M> {
-        struct State {
-            waiter: Waiter,
-            client: OperationsClient,
-            /// Whether the snapshot in hand has been reported (so the next needs fetching).
-            need_fetch: bool,
-            reported_metadata: Option<Option<prost_types::Any>>,
-            finished: bool,
-        }
         let client = self.client().clone();
-        let need_fetch = !self.is_fetched();
-        let mut waiter = Waiter::new(client.clone(), self.into_raw(), !need_fetch, options, None);
-        waiter.poll_next = need_fetch;
-        let state = State {
-            waiter,
-            client,
-            need_fetch,
-            reported_metadata: None,
-            finished: false,
-        };
-        futures_util::stream::unfold(state, |mut state| async move {
-            if state.finished {
-                return None;
+        let fetched = self.is_fetched();
+        let waiter = Waiter::new(client.clone(), self.into_raw(), fetched, options, None);
+        snapshots(waiter, !fetched).scan(false, move |ended, snapshot| {
+            if *ended {
+                return std::future::ready(None);
             }
-            loop {
-                if state.need_fetch
-                    && let Err(err) = state.waiter.next_snapshot().await
-                {
-                    state.finished = true;
-                    return Some((Err(err), state));
+            let report = snapshot.and_then(|raw| {
+                let handle = Operation::<R, M>::from_raw(client.clone(), raw);
+                let metadata = handle.metadata()?;
+                if handle.done() {
+                    Ok(Progress::Done {
+                        metadata,
+                        response: handle.result()?,
+                    })
+                } else {
+                    Ok(Progress::Running { metadata })
                 }
-                state.need_fetch = true;
-                let last = state.waiter.last();
-                let handle = Operation::<R, M>::from_raw(state.client.clone(), last.clone());
-                if last.done {
-                    state.finished = true;
-                    let report = handle.metadata().and_then(|metadata| {
-                        Ok(Progress::Done {
-                            metadata,
-                            response: handle.result()?,
-                        })
-                    });
-                    return Some((report, state));
-                }
-                if state.reported_metadata.as_ref() != Some(&last.metadata) {
-                    state.reported_metadata = Some(last.metadata.clone());
-                    let report = handle
-                        .metadata()
-                        .map(|metadata| Progress::Running { metadata });
-                    state.finished = report.is_err();
-                    return Some((report, state));
-                }
-            }
+            });
+            *ended = !matches!(report, Ok(Progress::Running { .. }));
+            std::future::ready(Some(report))
         })
+    }
+}
+
+/// The snapshots of one wait: the current one (fetched with GetOperation first if
+/// `need_fetch`), then each whose metadata differs from the last one yielded, and the done
+/// one last. An error ends it.
+fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<RawOperation>> + Send {
+    struct State {
+        waiter: Waiter,
+        need_fetch: bool,
+        reported_metadata: Option<Option<prost_types::Any>>,
+        finished: bool,
+    }
+    let mut waiter = waiter;
+    // A watcher's first look must not block until the operation is done.
+    waiter.poll_next = need_fetch;
+    let state = State {
+        waiter,
+        need_fetch,
+        reported_metadata: None,
+        finished: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.finished {
+            return None;
+        }
+        loop {
+            if state.need_fetch
+                && let Err(err) = state.waiter.next_snapshot().await
+            {
+                state.finished = true;
+                return Some((Err(err), state));
+            }
+            state.need_fetch = true;
+            let last = state.waiter.last();
+            if last.done {
+                state.finished = true;
+                return Some((Ok(last.clone()), state));
+            }
+            if state.reported_metadata.as_ref() != Some(&last.metadata) {
+                state.reported_metadata = Some(last.metadata.clone());
+                return Some((Ok(last.clone()), state));
+            }
+        }
+    })
+}
+
+impl OperationsClient {
+    /// Watches many operations by name on this client's channel: yields a name with a
+    /// snapshot each time that operation's metadata changes (its current state first), and
+    /// its done snapshot, or the error that ended its wait, last. At most
+    /// `options.max_in_flight_rpcs` RPCs are in flight. Bad names come back at once as
+    /// [`Error::InvalidName`]. A CLI or dashboard can draw progress from it.
+    pub fn watch_each<I>(
+        &self,
+        names: I,
+        options: &WaitOptions,
+    ) -> impl Stream<Item = (String, Result<RawOperation>)> + Send + use<I>
+    where
+        I: IntoIterator<Item = String>,
+    {
+        let limiter = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+        let streams = names.into_iter().map(|name| {
+            let tag = name.clone();
+            match unseen(&name) {
+                Ok(raw) => {
+                    let waiter =
+                        Waiter::new(self.clone(), raw, false, options, Some(limiter.clone()));
+                    snapshots(waiter, true)
+                        .map(move |item| (tag.clone(), item))
+                        .boxed()
+                }
+                Err(err) => futures_util::stream::once(std::future::ready((tag, Err(err)))).boxed(),
+            }
+        });
+        futures_util::stream::select_all(streams)
     }
 }
 

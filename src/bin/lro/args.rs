@@ -1,0 +1,356 @@
+//! The command line: options, commands, and the checks on their values.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use longrunning::connect::DEFAULT_ENDPOINT;
+use longrunning::wait::WaitStrategy;
+use longrunning::{Error, OperationName};
+
+/// Vision's locations, the only ones `--location` and `--parent` accept.
+pub const VISION_LOCATIONS: [&str; 4] = ["us-west1", "us-east1", "europe-west1", "asia-east1"];
+
+/// Get, list, wait for, cancel and delete Google Cloud long-running operations over gRPC.
+///
+/// Exit codes: 0 done with a response (or the command succeeded); 1 the operation finished
+/// with an error; 2 bad usage or input; 3 an RPC failed; 4 wait timed out.
+#[derive(Debug, Parser)]
+#[command(name = "lro", version, about, long_about)]
+pub struct Cli {
+    /// The service endpoint; http:// for emulators. LRO_EMULATOR_HOST=host:port overrides it.
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, value_name = "URL")]
+    pub endpoint: String,
+
+    /// An OAuth2 access token (else --token-command, GOOGLE_OAUTH_ACCESS_TOKEN, or
+    /// Application Default Credentials for https endpoints).
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        conflicts_with = "token_command"
+    )]
+    pub token: Option<String>,
+
+    /// A command that prints an access token, e.g. "gcloud auth print-access-token".
+    #[arg(long, global = true, value_name = "CMD")]
+    pub token_command: Option<String>,
+
+    /// The project billed for quota (sent as x-goog-user-project).
+    #[arg(long, global = true, value_name = "P")]
+    pub quota_project: Option<String>,
+
+    /// Lets NAME be a bare operation ID, expanded to locations/L/operations/ID.
+    #[arg(long, global = true, value_name = "L", value_parser = parse_location)]
+    pub location: Option<String>,
+
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+
+    /// No progress on stderr.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Proto3 JSON, as Google's REST API returns it.
+    Json,
+    /// A short human summary.
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an operation.
+    Get {
+        /// projects/P/locations/L/operations/ID, locations/L/operations/ID, or an ID with --location.
+        name: String,
+    },
+    /// List the operations under a parent, following pages.
+    List {
+        /// e.g. projects/P/locations/L.
+        parent: String,
+        /// The server's filter expression.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Operations per page (the server's default if unset).
+        #[arg(long, value_name = "N")]
+        page_size: Option<u32>,
+        /// Stop after N operations (then nextPageToken is printed to resume).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Wait for operations to finish, all at once; print each final operation.
+    Wait {
+        /// Operation names (or IDs with --location).
+        names: Vec<String>,
+        /// Also read names from a file, one per line ("-" for stdin).
+        #[arg(long, value_name = "F")]
+        from_file: Option<String>,
+        /// Give up after this long (e.g. 90s, 15m, 2h); the default is 24h.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<HumanDuration>,
+        /// WaitOperation with polling fallback, WaitOperation only, or polling only.
+        #[arg(long, default_value = "auto", value_name = "auto|wait|poll")]
+        strategy: StrategyArg,
+    },
+    /// Ask the server to cancel an operation (best effort).
+    Cancel {
+        /// The operation.
+        name: String,
+    },
+    /// Forget an operation's result (does not cancel it).
+    Delete {
+        /// The operation.
+        name: String,
+    },
+    /// Start Vision batch jobs.
+    #[command(subcommand)]
+    Vision(VisionCommand),
+    /// Serve the in-process fake as a standalone emulator until interrupted.
+    Emulator {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Answer WaitOperation with UNIMPLEMENTED, as many Google services do.
+        #[arg(long)]
+        no_wait_rpc: bool,
+        /// Run operations X times faster than their usual 10 s.
+        #[arg(long, default_value = "1", value_name = "X")]
+        speed: Speed,
+    },
+    /// Start the emulator in process, run a purge and an import, wait, print the result.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VisionCommand {
+    /// ImportProductSets from a CSV in Cloud Storage.
+    Import {
+        /// projects/P/locations/L
+        #[arg(long)]
+        parent: String,
+        /// gs://bucket/file.csv
+        #[arg(long)]
+        csv_uri: String,
+        /// Wait for it and print the finished operation.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// PurgeProducts of a product set, or the orphan products.
+    #[command(group(ArgGroup::new("target").required(true).args(["product_set_id", "orphans"])))]
+    Purge {
+        /// projects/P/locations/L
+        #[arg(long)]
+        parent: String,
+        /// Purge the products of this product set.
+        #[arg(long, value_name = "ID")]
+        product_set_id: Option<String>,
+        /// Purge the products that belong to no product set.
+        #[arg(long)]
+        orphans: bool,
+        /// Actually delete (without it the server does a dry run).
+        #[arg(long)]
+        force: bool,
+        /// Wait for it and print the finished operation.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// AsyncBatchAnnotateFiles from a request in proto3 JSON.
+    AnnotateFiles {
+        /// The AsyncBatchAnnotateFilesRequest as JSON ("-" for stdin).
+        #[arg(long, value_name = "REQ.json")]
+        request_file: String,
+        /// Wait for it and print the finished operation.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+fn parse_location(location: &str) -> Result<String, String> {
+    if VISION_LOCATIONS.contains(&location) {
+        Ok(location.to_owned())
+    } else {
+        Err(unknown_location(location))
+    }
+}
+
+fn unknown_location(location: &str) -> String {
+    format!(
+        "unknown location {location:?}; Vision's locations are {}",
+        VISION_LOCATIONS.join(", ")
+    )
+}
+
+/// A full operation name, or a bare ID expanded with `--location`.
+pub fn operation_name(name: &str, location: Option<&str>) -> Result<String, Error> {
+    if name.contains('/') {
+        return Ok(OperationName::parse(name)?.into());
+    }
+    match location {
+        Some(location) => Ok(OperationName::in_location(location, name)?.into()),
+        None => Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: "a bare operation ID needs --location (or give the full name)".into(),
+        }),
+    }
+}
+
+/// Checks a Vision parent, `projects/P/locations/L` with a Vision location.
+pub fn check_parent(parent: &str) -> Result<(), Error> {
+    match parent.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", project, "locations", location] if !project.is_empty() => {
+            parse_location(location)
+                .map(|_| ())
+                .map_err(Error::InvalidArgument)
+        }
+        _ => Err(Error::InvalidArgument(format!(
+            "--parent {parent:?} is not of the form projects/P/locations/L"
+        ))),
+    }
+}
+
+/// The text of a file, or of stdin for "-".
+pub fn read_input(path: &str) -> Result<String, Error> {
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    text.map_err(|e| Error::InvalidArgument(format!("cannot read {path}: {e}")))
+}
+
+/// Operation names from a file, one per line; blank lines and `#` comments are skipped.
+pub fn names_from_file(path: &str) -> Result<Vec<String>, Error> {
+    Ok(read_input(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`; a bare number is seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("bad duration {text:?} (try 90s, 15m, 1h30m)");
+        if let Ok(seconds) = text.parse::<u64>() {
+            return Ok(HumanDuration(Duration::from_secs(seconds)));
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            let unit_len = rest[digits..]
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len() - digits);
+            let unit = &rest[digits..digits + unit_len];
+            let one = match unit {
+                "ms" => Duration::from_millis(1),
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                "d" => Duration::from_secs(86400),
+                _ => return Err(bad()),
+            };
+            let part = one
+                .checked_mul(u32::try_from(number).map_err(|_| bad())?)
+                .ok_or_else(bad)?;
+            total = total.checked_add(part).ok_or_else(bad)?;
+            rest = &rest[digits + unit_len..];
+        }
+        Ok(HumanDuration(total))
+    }
+}
+
+/// `--strategy auto|wait|poll`.
+#[derive(Debug, Clone, Copy)]
+pub struct StrategyArg(pub WaitStrategy);
+
+impl FromStr for StrategyArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(StrategyArg(WaitStrategy::Auto)),
+            "wait" => Ok(StrategyArg(WaitStrategy::Wait)),
+            "poll" => Ok(StrategyArg(WaitStrategy::Poll)),
+            _ => Err(format!("unknown strategy {text:?}; use auto, wait or poll")),
+        }
+    }
+}
+
+/// `--speed X`: a finite number above zero.
+#[derive(Debug, Clone, Copy)]
+pub struct Speed(pub f64);
+
+impl FromStr for Speed {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.parse::<f64>() {
+            Ok(speed) if speed.is_finite() && speed > 0.0 && speed <= 1e6 => Ok(Speed(speed)),
+            _ => Err(format!(
+                "bad speed {text:?}: give a number above 0, e.g. 10"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit_and_bad_ones_are_refused() {
+        let cases = [
+            ("90", 90_000),
+            ("90s", 90_000),
+            ("15m", 900_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("2d", 172_800_000),
+            ("1m1s1ms", 61_001),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                text.parse::<HumanDuration>().unwrap().0,
+                Duration::from_millis(millis),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "5x", "1.5h", "-3s", "99999999999999999999d", "h5"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bare_ids_need_a_location() {
+        assert_eq!(
+            operation_name("bc4e", Some("us-west1")).unwrap(),
+            "locations/us-west1/operations/bc4e"
+        );
+        assert!(operation_name("bc4e", None).is_err());
+        assert!(
+            parse_location("mars-north1")
+                .unwrap_err()
+                .contains("us-west1, us-east1")
+        );
+        assert!(check_parent("projects/p/locations/us-east1").is_ok());
+        assert!(check_parent("projects/p/locations/moon").is_err());
+        assert!(check_parent("p").is_err());
+    }
+}

@@ -1,0 +1,470 @@
+//! `lro`: get, list, wait for, cancel and delete Google Cloud long-running operations over
+//! gRPC, start Vision batch jobs, and run the emulator. A thin layer over the library.
+//!
+//! Exit codes: 0 done with a response (or a command that succeeded); 1 an operation finished
+//! with an error; 2 bad usage or bad input; 3 an RPC failed; 4 `wait` timed out.
+
+mod args;
+mod output;
+mod progress;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser as _;
+use futures_util::StreamExt;
+use longrunning::auth::{CommandToken, EnvToken, StaticToken, TOKEN_ENV};
+use longrunning::connect::Connector;
+use longrunning::proto::longrunning::operation::Result as RawResult;
+use longrunning::testing::FakeServer;
+use longrunning::vision::pb;
+use longrunning::wait::WaitOptions;
+use longrunning::{Error, ListOptions, OperationsClient, RawOperation};
+
+use args::{Cli, Command, VisionCommand};
+use output::Printer;
+use progress::Progress;
+
+/// How a command ended, as an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Success = 0,
+    OperationFailed = 1,
+    TimedOut = 4,
+    RpcFailed = 3,
+    BadInput = 2,
+}
+
+impl Outcome {
+    /// The outcome of a failed library call.
+    fn of(error: &Error) -> Self {
+        match error {
+            Error::InvalidName { .. }
+            | Error::InvalidArgument(_)
+            | Error::PlaintextToken { .. } => Outcome::BadInput,
+            Error::OperationFailed { .. } | Error::OperationCancelled { .. } => {
+                Outcome::OperationFailed
+            }
+            Error::Timeout { .. } => Outcome::TimedOut,
+            _ => Outcome::RpcFailed,
+        }
+    }
+
+    /// The outcome of a final (or current) snapshot.
+    fn of_snapshot(operation: &RawOperation) -> Self {
+        match (&operation.result, operation.done) {
+            (Some(RawResult::Error(_)), true) => Outcome::OperationFailed,
+            _ => Outcome::Success,
+        }
+    }
+
+    /// Of several outcomes, the one to exit with: bad input, then RPC failures, then
+    /// timeouts, then failed operations.
+    fn worst(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::Success => 0,
+            Outcome::OperationFailed => 1,
+            Outcome::TimedOut => 2,
+            Outcome::RpcFailed => 3,
+            Outcome::BadInput => 4,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("lro: cannot start the async runtime: {err}");
+            return ExitCode::from(3);
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    ExitCode::from(outcome as u8)
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let printer = Printer::new(cli.output);
+    match execute(&cli, &printer).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            eprintln!("lro: {err}");
+            Outcome::of(&err)
+        }
+    }
+}
+
+async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
+    match &cli.command {
+        Command::Get { name } => {
+            let name = args::operation_name(name, cli.location.as_deref())?;
+            let operation = connect(cli).await?.get(&name).await?;
+            printer.operation(&operation);
+            report_failure(&operation);
+            Ok(Outcome::of_snapshot(&operation))
+        }
+        Command::List {
+            parent,
+            filter,
+            page_size,
+            limit,
+        } => {
+            let client = connect(cli).await?;
+            list(&client, printer, parent, filter, *page_size, *limit).await
+        }
+        Command::Wait {
+            names,
+            from_file,
+            timeout,
+            strategy,
+        } => {
+            let mut all = names.clone();
+            if let Some(file) = from_file {
+                all.extend(args::names_from_file(file)?);
+            }
+            if all.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "no operation to wait for: give NAME... or --from-file".into(),
+                ));
+            }
+            let names = all
+                .iter()
+                .map(|n| args::operation_name(n, cli.location.as_deref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = WaitOptions {
+                timeout: timeout.map(|t| t.0),
+                strategy: strategy.0,
+                ..WaitOptions::default()
+            };
+            let client = connect(cli).await?;
+            wait(&client, printer, names, &options, cli.quiet).await
+        }
+        Command::Cancel { name } => {
+            let name = args::operation_name(name, cli.location.as_deref())?;
+            connect(cli).await?.cancel(&name).await?;
+            printer.empty(&format!("cancellation requested for {name}"));
+            Ok(Outcome::Success)
+        }
+        Command::Delete { name } => {
+            let name = args::operation_name(name, cli.location.as_deref())?;
+            connect(cli).await?.delete(&name).await?;
+            printer.empty(&format!("deleted {name}"));
+            Ok(Outcome::Success)
+        }
+        Command::Vision(vision) => {
+            let (request, wait_for_it) = vision_request(vision)?;
+            let client = connect(cli).await?;
+            let operation = start(&client, request).await?;
+            if !wait_for_it {
+                printer.operation(&operation);
+                return Ok(Outcome::of_snapshot(&operation));
+            }
+            let name = operation.name.clone();
+            wait(
+                &client,
+                printer,
+                vec![name],
+                &WaitOptions::default(),
+                cli.quiet,
+            )
+            .await
+        }
+        Command::Emulator {
+            listen,
+            no_wait_rpc,
+            speed,
+        } => emulator(*listen, *no_wait_rpc, speed.0).await,
+        Command::Demo => demo(printer, cli.quiet).await,
+    }
+}
+
+/// The client the global options describe.
+async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
+    let mut connector = Connector::from_env().endpoint(&cli.endpoint);
+    if let Some(project) = &cli.quota_project {
+        connector = connector.quota_project(project);
+    }
+    let emulated = std::env::var_os(longrunning::connect::EMULATOR_HOST_ENV).is_some();
+    if let Some(token) = &cli.token {
+        connector = connector.token_source(StaticToken::new(token));
+    } else if let Some(command) = &cli.token_command {
+        connector = connector.token_source(CommandToken::shell(command));
+    } else if std::env::var(TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty()) {
+        connector = connector.token_source(EnvToken::new());
+    } else if cli.endpoint.starts_with("https://") && !emulated {
+        // Google's own endpoint with no token given: Application Default Credentials.
+        connector = connector.token_source(longrunning::auth::ApplicationDefault::new().await?);
+    }
+    connector.connect_lazy()
+}
+
+/// Prints an operation's error on stderr, one line.
+fn report_failure(operation: &RawOperation) {
+    if let (true, Some(RawResult::Error(status))) = (operation.done, &operation.result) {
+        let status = longrunning::Status::from_proto(status);
+        eprintln!("lro: operation {} failed: {status}", operation.name);
+    }
+}
+
+async fn list(
+    client: &OperationsClient,
+    printer: &Printer,
+    parent: &str,
+    filter: &str,
+    page_size: Option<u32>,
+    limit: Option<usize>,
+) -> Result<Outcome, Error> {
+    let page_size = page_size.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));
+    let mut operations = Vec::new();
+    let mut token = String::new();
+    loop {
+        let wanted = limit.map(|limit| limit.saturating_sub(operations.len()));
+        // Ask for no more than the limit still allows, so that a page ends exactly there
+        // and its token resumes right after.
+        let size = match wanted {
+            Some(wanted) if page_size == 0 || (wanted as i64) < page_size as i64 => {
+                i32::try_from(wanted).unwrap_or(i32::MAX)
+            }
+            _ => page_size,
+        };
+        let page = client
+            .list(
+                parent,
+                &ListOptions {
+                    filter: filter.to_owned(),
+                    page_size: size,
+                    page_token: token,
+                },
+            )
+            .await?;
+        operations.extend(page.operations);
+        if let Some(limit) = limit {
+            operations.truncate(limit);
+        }
+        let limited = limit.is_some_and(|limit| operations.len() >= limit);
+        match page.next_page_token {
+            Some(next) if limited => {
+                printer.operations(&operations, Some(&next));
+                return Ok(Outcome::Success);
+            }
+            Some(next) => token = next,
+            None => break,
+        }
+    }
+    printer.operations(&operations, None);
+    Ok(Outcome::Success)
+}
+
+/// Waits for every name at once, with progress on stderr; prints each final operation as
+/// it finishes.
+async fn wait(
+    client: &OperationsClient,
+    printer: &Printer,
+    names: Vec<String>,
+    options: &WaitOptions,
+    quiet: bool,
+) -> Result<Outcome, Error> {
+    let several = names.len() > 1;
+    let mut progress = Progress::new(quiet, &names);
+    let mut outcome = Outcome::Success;
+    let mut snapshots = client.watch_each(names, options);
+    while let Some((name, snapshot)) = snapshots.next().await {
+        match snapshot {
+            Ok(operation) if !operation.done => progress.update(&name, &operation),
+            Ok(operation) => {
+                progress.finish(&name, &operation);
+                progress.suspend(|| {
+                    printer.final_operation(&operation, several);
+                    report_failure(&operation);
+                });
+                outcome = outcome.worst(Outcome::of_snapshot(&operation));
+            }
+            Err(err) => {
+                progress.fail(&name, &err);
+                progress.suspend(|| {
+                    if let Error::Timeout { last, .. } = &err {
+                        printer.final_operation(last, several);
+                    }
+                    eprintln!("lro: {name}: {err}");
+                });
+                outcome = outcome.worst(Outcome::of(&err));
+            }
+        }
+    }
+    progress.clear();
+    Ok(outcome)
+}
+
+/// A Vision start call, from the command line.
+enum StartRequest {
+    Import(pb::ImportProductSetsRequest),
+    Purge(pb::PurgeProductsRequest),
+    AnnotateFiles(pb::AsyncBatchAnnotateFilesRequest),
+}
+
+fn vision_request(command: &VisionCommand) -> Result<(StartRequest, bool), Error> {
+    Ok(match command {
+        VisionCommand::Import {
+            parent,
+            csv_uri,
+            wait,
+        } => {
+            args::check_parent(parent)?;
+            let request = pb::ImportProductSetsRequest {
+                parent: parent.clone(),
+                input_config: Some(pb::ImportProductSetsInputConfig {
+                    source: Some(pb::import_product_sets_input_config::Source::GcsSource(
+                        pb::ImportProductSetsGcsSource {
+                            csv_file_uri: csv_uri.clone(),
+                        },
+                    )),
+                }),
+            };
+            (StartRequest::Import(request), *wait)
+        }
+        VisionCommand::Purge {
+            parent,
+            product_set_id,
+            orphans,
+            force,
+            wait,
+        } => {
+            args::check_parent(parent)?;
+            let target = match (product_set_id, orphans) {
+                (Some(id), false) => pb::purge_products_request::Target::ProductSetPurgeConfig(
+                    pb::ProductSetPurgeConfig {
+                        product_set_id: id.clone(),
+                    },
+                ),
+                _ => pb::purge_products_request::Target::DeleteOrphanProducts(true),
+            };
+            let request = pb::PurgeProductsRequest {
+                parent: parent.clone(),
+                force: *force,
+                target: Some(target),
+            };
+            (StartRequest::Purge(request), *wait)
+        }
+        VisionCommand::AnnotateFiles { request_file, wait } => {
+            let text = args::read_input(request_file)?;
+            let request: pb::AsyncBatchAnnotateFilesRequest =
+                longrunning::json::message_from_json(&text)?;
+            (StartRequest::AnnotateFiles(request), *wait)
+        }
+    })
+}
+
+async fn start(client: &OperationsClient, request: StartRequest) -> Result<RawOperation, Error> {
+    use longrunning::vision::{ImageAnnotator, ProductSearch};
+    Ok(match request {
+        StartRequest::Import(request) => ProductSearch::new(client.clone())
+            .import_product_sets(request)
+            .await?
+            .into_raw(),
+        StartRequest::Purge(request) => ProductSearch::new(client.clone())
+            .purge_products(request)
+            .await?
+            .into_raw(),
+        StartRequest::AnnotateFiles(request) => ImageAnnotator::new(client.clone())
+            .async_batch_annotate_files(request)
+            .await?
+            .into_raw(),
+    })
+}
+
+/// How long the emulator's operations take at speed 1.
+const EMULATED_DURATION: Duration = Duration::from_secs(10);
+
+async fn emulator(
+    listen: std::net::SocketAddr,
+    no_wait_rpc: bool,
+    speed: f64,
+) -> Result<Outcome, Error> {
+    let fake = FakeServer::builder()
+        .listen(listen)
+        .wait_unimplemented(no_wait_rpc)
+        .operation_duration(EMULATED_DURATION.div_f64(speed))
+        .record_requests(false)
+        .start()
+        .await?;
+    println!("listening on {}", fake.addr());
+    let _ = std::io::stdout().flush();
+    let _ = tokio::signal::ctrl_c().await;
+    fake.shutdown().await;
+    Ok(Outcome::Success)
+}
+
+/// The README's main command: the emulator in process, a purge and an import, waited for
+/// with progress, their final JSON printed.
+async fn demo(printer: &Printer, quiet: bool) -> Result<Outcome, Error> {
+    let fake = FakeServer::builder()
+        .operation_duration(Duration::from_secs(3))
+        .record_requests(false)
+        .start()
+        .await?;
+    if !quiet {
+        eprintln!("demo: emulator listening on {}", fake.addr());
+    }
+    let client = fake.client();
+    let parent = "projects/demo-project/locations/us-west1";
+    let purge = start(
+        &client,
+        StartRequest::Purge(pb::PurgeProductsRequest {
+            parent: parent.into(),
+            force: true,
+            target: Some(pb::purge_products_request::Target::ProductSetPurgeConfig(
+                pb::ProductSetPurgeConfig {
+                    product_set_id: "demo-product-set".into(),
+                },
+            )),
+        }),
+    )
+    .await?;
+    let import = start(
+        &client,
+        StartRequest::Import(pb::ImportProductSetsRequest {
+            parent: parent.into(),
+            input_config: Some(pb::ImportProductSetsInputConfig {
+                source: Some(pb::import_product_sets_input_config::Source::GcsSource(
+                    pb::ImportProductSetsGcsSource {
+                        csv_file_uri: "gs://demo-bucket/product-sets.csv".into(),
+                    },
+                )),
+            }),
+        }),
+    )
+    .await?;
+    if !quiet {
+        eprintln!(
+            "demo: started {} (purge) and {} (import)",
+            purge.name, import.name
+        );
+    }
+    let outcome = wait(
+        &client,
+        printer,
+        vec![purge.name, import.name],
+        &WaitOptions::default(),
+        quiet,
+    )
+    .await;
+    fake.shutdown().await;
+    outcome
+}

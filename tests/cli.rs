@@ -1,0 +1,735 @@
+//! The `lro` binary against the in-process fake: every command, every exit code, the
+//! documented purge JSON, many names at once, and bad input.
+//!
+//! Every run names an `http://127.0.0.1` endpoint (or the emulator host), so no run ever
+//! reaches for Google or the metadata server.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use longrunning::RawOperation;
+use longrunning::proto::longrunning::operation::Result as RawResult;
+use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
+use longrunning::vision::pb;
+use prost::{Message, Name};
+use prost_types::Any;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// One clear line on stderr, never a panic or a debug dump.
+    fn assert_one_error_line(&self, needle: &str) {
+        let lines: Vec<_> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "stderr: {}", self.stderr);
+        assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("{ "));
+    }
+}
+
+fn lro() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lro"));
+    command
+        .env_remove("LRO_EMULATOR_HOST")
+        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+        .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
+        .kill_on_drop(true);
+    command
+}
+
+async fn run_with(mut command: tokio::process::Command, args: &[&str], stdin: &str) -> Run {
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("lro did not finish within 60 s")
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// `lro --endpoint <fake> ARGS...`
+async fn run(fake: &FakeServer, args: &[&str]) -> Run {
+    let endpoint = fake.endpoint();
+    let mut all = vec!["--endpoint", endpoint.as_str()];
+    all.extend_from_slice(args);
+    run_with(lro(), &all, "").await
+}
+
+async fn fake() -> FakeServer {
+    FakeServer::builder()
+        .operation_duration(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap()
+}
+
+fn any<T: Message + Name>(message: &T) -> Any {
+    Any {
+        type_url: T::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+const DOCUMENTED_PURGE: &str = r#"{
+  "name": "locations/location-id/operations/operation-id",
+  "metadata": {
+    "@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata",
+    "state": "SUCCESSFUL",
+    "submitTime": "2019-09-04T15:58:39.131591882Z",
+    "endTime": "2019-09-04T15:58:43.099020580Z"
+  },
+  "done": true,
+  "response": {
+    "@type": "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest",
+    "parent": "projects/project-id/locations/location-id",
+    "productSetPurgeConfig": {
+      "productSetId": "project-set-id"
+    },
+    "force": true
+  }
+}"#;
+
+fn documented_purge() -> RawOperation {
+    RawOperation {
+        name: "locations/location-id/operations/operation-id".into(),
+        metadata: Some(any(&pb::BatchOperationMetadata {
+            state: 2,
+            submit_time: Some(prost_types::Timestamp {
+                seconds: 1567612719,
+                nanos: 131591882,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: 1567612723,
+                nanos: 99020580,
+            }),
+        })),
+        done: true,
+        result: Some(RawResult::Response(any(&pb::PurgeProductsRequest {
+            parent: "projects/project-id/locations/location-id".into(),
+            force: true,
+            target: Some(pb::purge_products_request::Target::ProductSetPurgeConfig(
+                pb::ProductSetPurgeConfig {
+                    product_set_id: "project-set-id".into(),
+                },
+            )),
+        }))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_prints_the_documented_purge_exactly() {
+    let fake = fake().await;
+    fake.insert_raw(documented_purge());
+    let out = run(
+        &fake,
+        &["get", "locations/location-id/operations/operation-id"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim_end(), DOCUMENTED_PURGE);
+    assert_eq!(out.stderr, "");
+
+    // A bare ID with --location, and the text summary.
+    fake.insert_raw(RawOperation {
+        name: "locations/us-west1/operations/bc4e1d412863e626".into(),
+        ..documented_purge()
+    });
+    let out = run(
+        &fake,
+        &[
+            "--location",
+            "us-west1",
+            "--output",
+            "text",
+            "get",
+            "bc4e1d412863e626",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "name:   locations/us-west1/operations/bc4e1d412863e626\nstate:  SUCCESSFUL\ndone:   true\n\
+         result: type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest\n"
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_operation_exits_1_with_its_status_on_stdout() {
+    let fake = fake().await;
+    fake.insert(
+        "operations/failed",
+        Script::finishing_after(
+            Duration::ZERO,
+            Outcome::error(tonic::Code::PermissionDenied, "no access to gs://b"),
+        ),
+    );
+    let out = run(&fake, &["get", "operations/failed"]).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.json()["error"],
+        json!({"code": 7, "message": "no access to gs://b"})
+    );
+    out.assert_one_error_line("PERMISSION_DENIED: no access to gs://b");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_failures_exit_3_and_name_the_code() {
+    let fake = fake().await;
+    let out = run(&fake, &["get", "operations/missing"]).await;
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stdout, "");
+    out.assert_one_error_line("NOT_FOUND");
+
+    fake.fail_next_with(
+        FakeMethod::GetOperation,
+        1,
+        tonic::Status::unauthenticated("bad token"),
+    );
+    fake.insert_running("operations/x");
+    let out = run(&fake, &["--token", "t", "get", "operations/x"]).await;
+    // One refresh and one retry; the fake answers the retry.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    fake.fail_next_with(
+        FakeMethod::GetOperation,
+        2,
+        tonic::Status::unauthenticated("bad token"),
+    );
+    let out = run(&fake, &["--token", "t", "get", "operations/x"]).await;
+    assert_eq!(out.code, 3);
+    out.assert_one_error_line("UNAUTHENTICATED");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_usage_and_bad_input_exit_2() {
+    let fake = fake().await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["get", "operations/a b"], "whitespace"),
+        (&["get", "just-an-id"], "needs --location"),
+        (
+            &["--location", "mars-north1", "get", "x"],
+            "us-west1, us-east1, europe-west1, asia-east1",
+        ),
+        (
+            &["wait", "--from-file", "/nonexistent/names.txt"],
+            "cannot read /nonexistent/names.txt",
+        ),
+        (&["wait"], "no operation to wait for"),
+        (
+            &["wait", "operations/x", "--timeout", "soon"],
+            "bad duration",
+        ),
+        (
+            &["wait", "operations/x", "--strategy", "hope"],
+            "unknown strategy",
+        ),
+        (
+            &[
+                "vision",
+                "purge",
+                "--parent",
+                "projects/p/locations/us-west1",
+            ],
+            "required",
+        ),
+        (
+            &[
+                "vision",
+                "purge",
+                "--parent",
+                "projects/p/locations/mars",
+                "--orphans",
+            ],
+            "unknown location",
+        ),
+        (
+            &[
+                "vision",
+                "annotate-files",
+                "--request-file",
+                "/nonexistent.json",
+            ],
+            "cannot read",
+        ),
+        (&["bogus"], "unrecognized subcommand"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&fake, args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+    // A token is never sent in plaintext to another machine.
+    let out = run_with(
+        lro(),
+        &[
+            "--endpoint",
+            "http://10.9.8.7:80",
+            "--token",
+            "secret-token",
+            "get",
+            "operations/x",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    out.assert_one_error_line("refusing to send an access token over plaintext");
+    assert!(!out.stderr.contains("secret-token"));
+    assert_eq!(fake.total_calls(), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_follows_pages_and_stops_at_the_limit_with_a_token() {
+    let fake = fake().await;
+    for i in 0..25 {
+        fake.insert_running(format!("projects/p/locations/us-west1/operations/op{i:02}"));
+    }
+    let parent = "projects/p/locations/us-west1";
+    let out = run(&fake, &["list", parent, "--page-size", "10"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let all = out.json();
+    assert_eq!(all["operations"].as_array().unwrap().len(), 25);
+    assert!(all.get("nextPageToken").is_none());
+    assert_eq!(fake.calls(FakeMethod::ListOperations), 3);
+
+    let out = run(
+        &fake,
+        &["list", parent, "--page-size", "10", "--limit", "12"],
+    )
+    .await;
+    let some = out.json();
+    let names: Vec<_> = some["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 12);
+    assert_eq!(names[11], "projects/p/locations/us-west1/operations/op11");
+    assert_eq!(some["nextPageToken"], names[11].as_str());
+
+    let out = run(&fake, &["list", parent, "--filter", "done=true"]).await;
+    assert_eq!(out.json(), json!({"operations": []}));
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_many_names_prints_one_document_per_line() {
+    let fake = fake().await;
+    let names: Vec<String> = (0..5)
+        .map(|i| {
+            fake.insert(
+                format!("operations/op{i}"),
+                Script::finishing_after(Duration::from_millis(100 * i), Outcome::NoResult),
+            )
+        })
+        .collect();
+    let mut args = vec!["--quiet", "wait"];
+    args.extend(names[..2].iter().map(String::as_str));
+    args.extend(["--from-file", "-"]);
+    let stdin = format!("# more\n{}\n\n{}\n{}\n", names[2], names[3], names[4]);
+    let endpoint = fake.endpoint();
+    let mut all = vec!["--endpoint", endpoint.as_str()];
+    all.extend(args);
+    let out = run_with(lro(), &all, &stdin).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "--quiet prints no progress");
+    let mut done: Vec<String> = out
+        .json_lines()
+        .iter()
+        .map(|op| {
+            assert_eq!(op["done"], true);
+            op["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    done.sort();
+    assert_eq!(done, names);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_shows_progress_lines_and_its_exit_code_is_the_worst_outcome() {
+    let fake = fake().await;
+    let purge = pb::BatchOperationMetadata {
+        state: 1,
+        ..Default::default()
+    };
+    fake.insert(
+        "operations/ok",
+        Script::finishing_after(Duration::from_millis(200), Outcome::NoResult)
+            .metadata_from(Duration::ZERO, &purge),
+    );
+    fake.insert(
+        "operations/bad",
+        Script::finishing_after(
+            Duration::from_millis(100),
+            Outcome::error(tonic::Code::Internal, "boom"),
+        ),
+    );
+    let out = run(
+        &fake,
+        &[
+            "wait",
+            "operations/ok",
+            "operations/bad",
+            "--strategy",
+            "poll",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.json_lines().len(), 2);
+    assert!(
+        out.stderr.contains("operations/ok: PROCESSING\n"),
+        "{}",
+        out.stderr
+    );
+    // The script has no final metadata: the last state shown stays PROCESSING.
+    assert!(
+        out.stderr.contains("operations/ok: PROCESSING (done)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("lro: operation operations/bad failed: INTERNAL: boom")
+    );
+
+    // A missing operation (exit 3) outranks a failed one (exit 1).
+    let out = run(
+        &fake,
+        &["--quiet", "wait", "operations/bad", "operations/gone"],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_times_out_with_exit_4_and_prints_the_last_snapshot() {
+    let fake = fake().await;
+    fake.insert_running("projects/p/locations/us-west1/operations/slow");
+    let out = run(
+        &fake,
+        &[
+            "--quiet",
+            "wait",
+            "projects/p/locations/us-west1/operations/slow",
+            "--timeout",
+            "700ms",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let last = out.json();
+    assert_eq!(
+        last["name"],
+        "projects/p/locations/us-west1/operations/slow"
+    );
+    assert_eq!(last["metadata"]["state"], "PROCESSING");
+    assert!(last.get("done").is_none());
+    out.assert_one_error_line("is not done after");
+    assert_eq!(fake.calls(FakeMethod::CancelOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_delete_print_an_empty_object() {
+    let fake = fake().await;
+    fake.insert_running("operations/c");
+    let out = run(&fake, &["cancel", "operations/c"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, "{}\n"));
+    let out = run(&fake, &["get", "operations/c"]).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(out.json()["error"]["code"], 1);
+    assert_eq!(out.json()["metadata"]["state"], "CANCELLED");
+
+    let out = run(&fake, &["delete", "operations/c"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, "{}\n"));
+    let out = run(&fake, &["--output", "text", "delete", "operations/c"]).await;
+    assert_eq!(out.code, 3);
+    out.assert_one_error_line("NOT_FOUND");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vision_commands_start_jobs_and_wait_for_them() {
+    let fake = fake().await;
+    let parent = "projects/p/locations/us-west1";
+    let out = run(
+        &fake,
+        &[
+            "vision",
+            "purge",
+            "--parent",
+            parent,
+            "--orphans",
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let started = out.json();
+    assert!(started.get("done").is_none());
+    assert_eq!(started["metadata"]["state"], "PROCESSING");
+
+    let out = run(
+        &fake,
+        &[
+            "--quiet",
+            "vision",
+            "purge",
+            "--parent",
+            parent,
+            "--product-set-id",
+            "s1",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let finished = out.json();
+    assert_eq!(finished["done"], true);
+    assert_eq!(
+        finished["response"]["productSetPurgeConfig"]["productSetId"],
+        "s1"
+    );
+
+    let out = run(
+        &fake,
+        &[
+            "--quiet",
+            "vision",
+            "import",
+            "--parent",
+            parent,
+            "--csv-uri",
+            "gs://b/p.csv",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.json()["response"]["@type"],
+        "type.googleapis.com/google.cloud.vision.v1.ImportProductSetsResponse"
+    );
+    let out = run(
+        &fake,
+        &[
+            "vision",
+            "import",
+            "--parent",
+            parent,
+            "--csv-uri",
+            "/tmp/p.csv",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3);
+    out.assert_one_error_line("INVALID_ARGUMENT");
+
+    let request = r#"{"requests": [{"inputConfig": {"gcsSource": {"uri": "gs://b/d.pdf"}, "mimeType": "application/pdf"},
+        "features": [{"type": "DOCUMENT_TEXT_DETECTION"}],
+        "outputConfig": {"gcsDestination": {"uri": "gs://b/out/"}}}], "parent": "projects/p/locations/us-west1"}"#;
+    let endpoint = fake.endpoint();
+    let args = [
+        "--endpoint",
+        endpoint.as_str(),
+        "--quiet",
+        "vision",
+        "annotate-files",
+        "--request-file",
+        "-",
+        "--wait",
+    ];
+    let out = run_with(lro(), &args, request).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let done = out.json();
+    assert_eq!(done["metadata"]["state"], "DONE");
+    assert_eq!(
+        done["response"]["responses"][0]["outputConfig"]["gcsDestination"]["uri"],
+        "gs://b/out/"
+    );
+    let out = run_with(lro(), &args, "{not json").await;
+    assert_eq!(out.code, 2);
+    out.assert_one_error_line("not a valid google.cloud.vision.v1.AsyncBatchAnnotateFilesRequest");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_quota_project_and_emulator_host_reach_the_server() {
+    let fake = fake().await;
+    fake.insert_running("operations/h");
+    let out = run(
+        &fake,
+        &[
+            "--token",
+            "tok-1",
+            "--quota-project",
+            "qp",
+            "get",
+            "operations/h",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(
+        &fake,
+        &["--token-command", "echo tok-2", "get", "operations/h"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run_with(
+        {
+            let mut command = lro();
+            command.env("GOOGLE_OAUTH_ACCESS_TOKEN", "tok-3");
+            command
+        },
+        &["--endpoint", &fake.endpoint(), "get", "operations/h"],
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // LRO_EMULATOR_HOST: plaintext, no token, whatever the endpoint says.
+    let out = run_with(
+        {
+            let mut command = lro();
+            command.env("LRO_EMULATOR_HOST", fake.addr().to_string());
+            command
+        },
+        &["--token", "ignored", "get", "operations/h"],
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let auth: Vec<Option<String>> = fake
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            Some("Bearer tok-1".to_owned()),
+            Some("Bearer tok-2".to_owned()),
+            Some("Bearer tok-3".to_owned()),
+            None
+        ]
+    );
+    assert_eq!(fake.requests()[0].headers["x-goog-user-project"], "qp");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_serves_until_interrupted() {
+    let mut child = lro()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--speed", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = line.strip_prefix("listening on ").expect(&line).to_owned();
+    let client = longrunning::OperationsClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut op = longrunning::vision::ProductSearch::new(client)
+        .purge_products(pb::PurgeProductsRequest {
+            parent: "projects/p/locations/us-west1".into(),
+            force: true,
+            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+                true,
+            )),
+        })
+        .await
+        .unwrap();
+    // 10 s at speed 50: 200 ms.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        op.wait(&longrunning::WaitOptions::default()),
+    )
+    .await
+    .unwrap();
+    assert!(outcome.unwrap().echoed_request.is_some());
+
+    let pid = child.id().unwrap().to_string();
+    let interrupted = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(interrupted.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_offline_and_prints_two_finished_operations() {
+    let out = run_with(lro(), &["--quiet", "demo"], "").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let operations = out.json_lines();
+    assert_eq!(operations.len(), 2);
+    let mut kinds: Vec<&str> = operations
+        .iter()
+        .map(|op| {
+            assert_eq!(op["done"], true);
+            assert_eq!(op["metadata"]["state"], "SUCCESSFUL");
+            op["response"]["@type"].as_str().unwrap()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "type.googleapis.com/google.cloud.vision.v1.ImportProductSetsResponse",
+            "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest"
+        ]
+    );
+}

@@ -1,0 +1,198 @@
+//! Proto3 JSON rendering: Google's documented purge operation, unknown `Any` types, and
+//! parsing request files.
+
+use longrunning::RawOperation;
+use longrunning::json::{
+    message_from_json, metadata_state, operation_bytes_to_json, operation_to_json,
+};
+use longrunning::proto::longrunning::operation::Result as RawResult;
+use longrunning::proto::rpc;
+use longrunning::vision::pb;
+use prost::{Message, Name};
+use prost_types::Any;
+use serde_json::json;
+
+/// The finished purge exactly as Google's "Getting an operation's status" page shows it.
+const DOCUMENTED_PURGE: &str = r#"{
+  "name": "locations/location-id/operations/operation-id",
+  "metadata": {
+    "@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata",
+    "state": "SUCCESSFUL",
+    "submitTime": "2019-09-04T15:58:39.131591882Z",
+    "endTime": "2019-09-04T15:58:43.099020580Z"
+  },
+  "done": true,
+  "response": {
+    "@type": "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest",
+    "parent": "projects/project-id/locations/location-id",
+    "productSetPurgeConfig": {
+      "productSetId": "project-set-id"
+    },
+    "force": true
+  }
+}"#;
+
+fn any<T: Message + Name>(message: &T) -> Any {
+    Any {
+        type_url: T::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+/// The documented purge as the server sends it.
+pub fn documented_purge() -> RawOperation {
+    RawOperation {
+        name: "locations/location-id/operations/operation-id".into(),
+        metadata: Some(any(&pb::BatchOperationMetadata {
+            state: pb::batch_operation_metadata::State::Successful as i32,
+            submit_time: Some(prost_types::Timestamp {
+                seconds: 1567612719,
+                nanos: 131591882,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: 1567612723,
+                nanos: 99020580,
+            }),
+        })),
+        done: true,
+        result: Some(RawResult::Response(any(&pb::PurgeProductsRequest {
+            parent: "projects/project-id/locations/location-id".into(),
+            force: true,
+            target: Some(pb::purge_products_request::Target::ProductSetPurgeConfig(
+                pb::ProductSetPurgeConfig {
+                    product_set_id: "project-set-id".into(),
+                },
+            )),
+        }))),
+    }
+}
+
+#[test]
+fn the_documented_purge_renders_exactly_as_google_shows_it() {
+    let rendered = operation_to_json(&documented_purge());
+    let documented: serde_json::Value = serde_json::from_str(DOCUMENTED_PURGE).unwrap();
+    assert_eq!(rendered, documented);
+    // Same keys in the same order, too.
+    assert_eq!(
+        serde_json::to_string_pretty(&rendered).unwrap(),
+        DOCUMENTED_PURGE
+    );
+    assert_eq!(
+        metadata_state(&documented_purge()).as_deref(),
+        Some("SUCCESSFUL")
+    );
+}
+
+#[test]
+fn an_any_of_an_unknown_type_or_with_corrupt_bytes_prints_as_base64() {
+    let op = RawOperation {
+        name: "operations/x".into(),
+        metadata: Some(Any {
+            type_url: "type.googleapis.com/example.Unknown".into(),
+            value: vec![1, 2, 3],
+        }),
+        done: true,
+        result: Some(RawResult::Response(Any {
+            type_url: pb::PurgeProductsRequest::type_url(),
+            value: vec![0x0a, 0x7f],
+        })),
+    };
+    assert_eq!(
+        operation_to_json(&op),
+        json!({
+            "name": "operations/x",
+            "metadata": {"@type": "type.googleapis.com/example.Unknown", "value": "AQID"},
+            "done": true,
+            "response": {"@type": "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest", "value": "Cn8="}
+        })
+    );
+    assert_eq!(metadata_state(&op), None);
+}
+
+#[test]
+fn errors_render_with_their_details_and_well_known_types_nest_under_value() {
+    let op = RawOperation {
+        name: "operations/x".into(),
+        metadata: Some(any(&prost_types::Duration {
+            seconds: 90,
+            nanos: 0,
+        })),
+        done: true,
+        result: Some(RawResult::Error(rpc::Status {
+            code: 5,
+            message: "gone".into(),
+            details: vec![
+                any(&rpc::ResourceInfo {
+                    resource_type: "operation".into(),
+                    resource_name: "x".into(),
+                    owner: String::new(),
+                    description: String::new(),
+                }),
+                any(&rpc::RetryInfo {
+                    retry_delay: Some(prost_types::Duration {
+                        seconds: 3,
+                        nanos: 500_000_000,
+                    }),
+                }),
+            ],
+        })),
+    };
+    assert_eq!(
+        operation_to_json(&op),
+        json!({
+            "name": "operations/x",
+            "metadata": {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "90s"},
+            "done": true,
+            "error": {
+                "code": 5,
+                "message": "gone",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.ResourceInfo", "resourceType": "operation", "resourceName": "x"},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3.500s"}
+                ]
+            }
+        })
+    );
+}
+
+#[test]
+fn a_request_file_parses_into_its_message_and_bad_ones_are_errors() {
+    let request: pb::AsyncBatchAnnotateFilesRequest = message_from_json(
+        r#"{"requests": [{"inputConfig": {"gcsSource": {"uri": "gs://b/doc.pdf"}, "mimeType": "application/pdf"},
+            "features": [{"type": "DOCUMENT_TEXT_DETECTION"}],
+            "outputConfig": {"gcsDestination": {"uri": "gs://b/out/"}, "batchSize": 2}}],
+            "parent": "projects/p/locations/us-west1"}"#,
+    )
+    .unwrap();
+    assert_eq!(request.parent, "projects/p/locations/us-west1");
+    assert_eq!(
+        request.requests[0]
+            .output_config
+            .as_ref()
+            .unwrap()
+            .batch_size,
+        2
+    );
+    assert_eq!(
+        request.requests[0].features[0].r#type(),
+        pb::feature::Type::DocumentTextDetection
+    );
+    for bad in [
+        "",
+        "[]",
+        r#"{"requests": 5}"#,
+        r#"{"nonsense": 1}"#,
+        r#"{} trailing"#,
+    ] {
+        assert!(
+            message_from_json::<pb::AsyncBatchAnnotateFilesRequest>(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn arbitrary_bytes_are_an_error_or_json_never_a_panic() {
+    assert!(operation_bytes_to_json(&[0xff, 0xff]).is_err());
+    assert_eq!(operation_bytes_to_json(&[]).unwrap(), json!({}));
+}

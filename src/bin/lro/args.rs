@@ -246,6 +246,9 @@ impl FromStr for HumanDuration {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("bad duration {text:?} (try 90s, 15m, 1h30m)");
+        if text.is_empty() {
+            return Err(bad());
+        }
         if let Ok(seconds) = text.parse::<u64>() {
             return Ok(HumanDuration(Duration::from_secs(seconds)));
         }

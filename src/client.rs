@@ -134,6 +134,8 @@ pub struct OperationsClient {
     policy: Arc<RetryPolicy>,
     /// What this client has learnt about the server's WaitOperation, shared by its clones.
     pub(crate) wait_support: Arc<tokio::sync::watch::Sender<WaitSupport>>,
+    /// On a [`ChannelPool`](crate::pool::ChannelPool): the slots WaitOperation calls take.
+    pub(crate) long_call_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Whether the server implements WaitOperation, as far as a client knows.
@@ -194,7 +196,20 @@ impl OperationsClient {
             service: GrpcService::new(service),
             policy: Arc::new(RetryPolicy::default()),
             wait_support: Arc::new(tokio::sync::watch::Sender::new(WaitSupport::Unknown)),
+            long_call_slots: None,
         }
+    }
+
+    /// A client on a [`ChannelPool`](crate::pool::ChannelPool): its waits keep WaitOperation
+    /// calls to the pool's long-call slots.
+    pub fn from_pool(pool: crate::pool::ChannelPool) -> Self {
+        let slots = pool.long_call_slots();
+        Self::from_service(pool).with_long_call_slots(slots)
+    }
+
+    pub(crate) fn with_long_call_slots(mut self, slots: Arc<tokio::sync::Semaphore>) -> Self {
+        self.long_call_slots = Some(slots);
+        self
     }
 
     /// The same client with another retry policy.

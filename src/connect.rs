@@ -29,11 +29,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::auth::{AuthLayer, TokenSource};
 use crate::client::{OperationsClient, RetryPolicy};
 use crate::error::{Error, Result};
+use crate::pool::{ChannelPool, PoolConfig};
 
 /// Where Vision (and its operations) are served.
 pub const DEFAULT_ENDPOINT: &str = "https://vision.googleapis.com";
@@ -53,6 +54,7 @@ pub struct Connector {
     ca_certificates: Vec<Vec<u8>>,
     allow_plaintext_token: bool,
     retry_policy: RetryPolicy,
+    pool: PoolConfig,
 }
 
 impl fmt::Debug for Connector {
@@ -89,6 +91,7 @@ impl Connector {
             ca_certificates: Vec::new(),
             allow_plaintext_token: false,
             retry_policy: RetryPolicy::default(),
+            pool: PoolConfig::default(),
         }
     }
 
@@ -139,6 +142,12 @@ impl Connector {
         self
     }
 
+    /// How many connections and streams the client may use (see [`crate::pool`]).
+    pub fn pool_config(mut self, pool: PoolConfig) -> Self {
+        self.pool = pool;
+        self
+    }
+
     /// The retry policy of the client.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = policy;
@@ -148,19 +157,24 @@ impl Connector {
     /// The client, connecting on its first call. Checks everything that can be checked
     /// without the network.
     pub fn connect_lazy(self) -> Result<OperationsClient> {
+        let pool_config = self.pool;
         let (endpoint, layer, retry_policy) = self.prepare()?;
-        Ok(client_on(endpoint.connect_lazy(), layer, retry_policy))
+        let pool = ChannelPool::new(endpoint, pool_config);
+        Ok(client_on(pool, layer, retry_policy))
     }
 
-    /// The client, connected.
+    /// The client, connected (one connection is dialled before this returns, so that an
+    /// unreachable endpoint is reported now rather than at the first call).
     pub async fn connect(self) -> Result<OperationsClient> {
+        let pool_config = self.pool;
         let (endpoint, layer, retry_policy) = self.prepare()?;
         let url = endpoint.uri().to_string();
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             endpoint: url,
             source,
         })?;
-        Ok(client_on(channel, layer, retry_policy))
+        let pool = ChannelPool::with_connection(endpoint, pool_config, channel);
+        Ok(client_on(pool, layer, retry_policy))
     }
 
     fn prepare(self) -> Result<(Endpoint, AuthLayer, RetryPolicy)> {
@@ -205,9 +219,12 @@ impl Connector {
     }
 }
 
-fn client_on(channel: Channel, layer: AuthLayer, retry_policy: RetryPolicy) -> OperationsClient {
-    let service = tower::ServiceBuilder::new().layer(layer).service(channel);
-    OperationsClient::from_service(service).with_retry_policy(retry_policy)
+fn client_on(pool: ChannelPool, layer: AuthLayer, retry_policy: RetryPolicy) -> OperationsClient {
+    let slots = pool.long_call_slots();
+    let service = tower::ServiceBuilder::new().layer(layer).service(pool);
+    OperationsClient::from_service(service)
+        .with_retry_policy(retry_policy)
+        .with_long_call_slots(slots)
 }
 
 #[cfg(feature = "tls")]

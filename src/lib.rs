@@ -9,6 +9,7 @@
 //! | [`backoff`] | exponential backoff with jitter |
 //! | [`connect`] | [`connect::Connector`]: endpoint, TLS, emulator, quota project, plaintext rules |
 //! | [`client`] | [`OperationsClient`]: the five RPCs, routing header, timeouts, retries |
+//! | [`pool`] | [`pool::ChannelPool`]: connections with a stream budget each, a reserve for short calls |
 //! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
 //! | [`wait`] | the waiter: WaitOperation first, polling fallback, deadlines, progress, many at once |
 //! | [`vision`] | Vision v1 clients that start operations and return typed handles |
@@ -61,6 +62,7 @@ pub mod error;
 pub mod json;
 pub mod name;
 pub mod operation;
+pub mod pool;
 pub mod proto;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -55,7 +55,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use prost::{Message, Name};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -120,6 +120,24 @@ impl Default for WaitOptions {
     }
 }
 
+/// The in-flight budget of a batch of waits: `all` bounds every RPC; long calls must also
+/// take one of `long`, which leaves a tenth of the budget (at least one) to short calls.
+pub(crate) struct Budget {
+    all: Arc<Semaphore>,
+    long: Arc<Semaphore>,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        let limit = limit.max(1);
+        let reserve = (limit / 10).max(1);
+        Arc::new(Budget {
+            all: Arc::new(Semaphore::new(limit)),
+            long: Arc::new(Semaphore::new(limit - reserve)),
+        })
+    }
+}
+
 /// One RPC a wait may send next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -142,7 +160,7 @@ pub(crate) struct Waiter {
     started: Instant,
     deadline: Option<Instant>,
     rpcs: u32,
-    limiter: Option<Arc<Semaphore>>,
+    budget: Option<Arc<Budget>>,
     /// Fetch the next snapshot with GetOperation whatever the strategy (a watcher's first
     /// look must not block until the operation is done).
     poll_next: bool,
@@ -155,7 +173,7 @@ impl Waiter {
         last: RawOperation,
         fresh: bool,
         options: &WaitOptions,
-        limiter: Option<Arc<Semaphore>>,
+        budget: Option<Arc<Budget>>,
     ) -> Self {
         let started = Instant::now();
         Waiter {
@@ -168,7 +186,7 @@ impl Waiter {
             started,
             deadline: options.timeout.and_then(|t| started.checked_add(t)),
             rpcs: 0,
-            limiter,
+            budget,
             poll_next: false,
         }
     }
@@ -204,15 +222,24 @@ impl Waiter {
     /// Replaces `last` with a fresher snapshot from the server, retrying faults.
     pub(crate) async fn next_snapshot(&mut self) -> Result<()> {
         loop {
-            let step = self.choose_step().await?;
+            let mut step = self.choose_step().await?;
+            let support = self.client.wait_support.clone();
+            // Held across the call: if this wait is dropped mid-probe, or polls this round
+            // instead, the next wait probes again.
+            let _probe =
+                matches!(step, Step::Wait { probe: true }).then(|| ProbeGuard(support.clone()));
+            let mut slots = Vec::new();
+            if matches!(step, Step::Wait { .. }) {
+                match self.admit_long_call().await? {
+                    Some(taken) => slots = taken,
+                    // Every long-call slot is taken: poll this round, never queue for one.
+                    None => step = Step::Poll,
+                }
+            }
             let answer = match step {
                 Step::Poll => self.poll().await?,
-                Step::Wait { probe } => {
-                    let support = self.client.wait_support.clone();
-                    // Held across the call: if this wait is dropped mid-probe, the next
-                    // wait probes again.
-                    let _probe = probe.then(|| ProbeGuard(support.clone()));
-                    let answer = self.wait_rpc().await?;
+                Step::Wait { .. } => {
+                    let answer = self.wait_rpc(slots).await?;
                     record_wait_support(&support, &answer);
                     answer
                 }
@@ -275,6 +302,37 @@ impl Waiter {
         }
     }
 
+    /// The slots a WaitOperation needs: one of the pool's long-call slots (if the client
+    /// runs on a [`ChannelPool`](crate::pool::ChannelPool)) and, in a batch, one of its
+    /// long-call permits and one of its in-flight permits. In `Auto` they are taken only if
+    /// free (`None` otherwise: poll instead); a forced Wait strategy queues for them.
+    async fn admit_long_call(&self) -> Result<Option<Vec<OwnedSemaphorePermit>>> {
+        let queue = self.options.strategy == WaitStrategy::Wait;
+        let mut semaphores = Vec::new();
+        if let Some(slots) = &self.client.long_call_slots {
+            semaphores.push(slots.clone());
+        }
+        if let Some(budget) = &self.budget {
+            if !queue {
+                semaphores.push(budget.long.clone());
+            }
+            semaphores.push(budget.all.clone());
+        }
+        let mut permits = Vec::with_capacity(semaphores.len());
+        for semaphore in semaphores {
+            let permit = if queue {
+                self.bounded(semaphore.acquire_owned()).await?.ok()
+            } else {
+                semaphore.try_acquire_owned().ok()
+            };
+            match permit {
+                Some(permit) => permits.push(permit),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(permits))
+    }
+
     /// One GetOperation, after the polling delay if the last snapshot is fresh.
     async fn poll(&mut self) -> Result<Result<RawOperation>> {
         if self.fresh {
@@ -284,7 +342,7 @@ impl Waiter {
         let client = self.client.clone();
         let name = self.last.name.clone();
         let answer = self
-            .rpc(async move { client.get_with(&name, false).await })
+            .rpc(async move { client.get_with(&name, false).await }, None)
             .await?;
         if let Ok(op) = &answer {
             tracing::debug!(rpc = "GetOperation", done = op.done, "polled");
@@ -294,7 +352,7 @@ impl Waiter {
 
     /// One WaitOperation of `min(time left, cap)`; not-done answers that came back quickly
     /// leave a spacing delay for the next call.
-    async fn wait_rpc(&mut self) -> Result<Result<RawOperation>> {
+    async fn wait_rpc(&mut self, slots: Vec<OwnedSemaphorePermit>) -> Result<Result<RawOperation>> {
         if let Some(delay) = self.spacing.take() {
             self.sleep(delay).await?;
         }
@@ -306,7 +364,10 @@ impl Waiter {
         let client = self.client.clone();
         let name = self.last.name.clone();
         let answer = self
-            .rpc(async move { client.wait(&name, timeout).await })
+            .rpc(
+                async move { client.wait(&name, timeout).await },
+                Some(slots),
+            )
             .await?;
         let quick = now.elapsed() < self.options.min_wait_interval;
         match &answer {
@@ -355,16 +416,27 @@ impl Waiter {
         Ok(())
     }
 
-    /// Runs one RPC under the deadline and the in-flight limit, counting it.
-    async fn rpc<T>(&mut self, call: impl Future<Output = Result<T>>) -> Result<Result<T>> {
-        let limiter = self.limiter.clone();
-        let permit = match &limiter {
-            Some(semaphore) => Some(self.bounded(semaphore.acquire()).await?),
-            None => None,
+    /// Runs one RPC under the deadline and the batch's in-flight limit, counting it.
+    /// `admitted` are the permits a long call already holds; a short call queues for one.
+    async fn rpc<T>(
+        &mut self,
+        call: impl Future<Output = Result<T>>,
+        admitted: Option<Vec<OwnedSemaphorePermit>>,
+    ) -> Result<Result<T>> {
+        let permits = match (admitted, &self.budget) {
+            (Some(permits), _) => permits,
+            (None, Some(budget)) => {
+                let all = budget.all.clone();
+                self.bounded(all.acquire_owned())
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            (None, None) => Vec::new(),
         };
         self.rpcs = self.rpcs.saturating_add(1);
         let answer = self.bounded(call).await;
-        drop(permit);
+        drop(permits);
         answer
     }
 
@@ -442,12 +514,12 @@ impl OperationsClient {
     where
         I: IntoIterator<Item = String>,
     {
-        let limiter = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+        let budget = Budget::new(options.max_in_flight_rpcs);
         let waits: FuturesUnordered<_> = names
             .into_iter()
             .map(|name| {
                 let start = unseen(&name).map(|raw| {
-                    Waiter::new(self.clone(), raw, false, options, Some(limiter.clone()))
+                    Waiter::new(self.clone(), raw, false, options, Some(budget.clone()))
                 });
                 async move {
                     let mut waiter = match start {
@@ -474,10 +546,10 @@ impl<R: OperationResponse, M> Operation<R, M> {
     async fn wait_limited(
         &mut self,
         options: &WaitOptions,
-        limiter: Option<Arc<Semaphore>>,
+        budget: Option<Arc<Budget>>,
     ) -> Result<R> {
         let (raw, fetched) = self.take_raw();
-        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, limiter);
+        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, budget);
         let outcome = waiter.until_done().await;
         let fetched = fetched || waiter.rpcs > 0;
         self.set_raw(waiter.into_last(), fetched);
@@ -599,13 +671,13 @@ impl OperationsClient {
     where
         I: IntoIterator<Item = String>,
     {
-        let limiter = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+        let budget = Budget::new(options.max_in_flight_rpcs);
         let streams = names.into_iter().map(|name| {
             let tag = name.clone();
             match unseen(&name) {
                 Ok(raw) => {
                     let waiter =
-                        Waiter::new(self.clone(), raw, false, options, Some(limiter.clone()));
+                        Waiter::new(self.clone(), raw, false, options, Some(budget.clone()));
                     snapshots(waiter, true)
                         .map(move |item| (tag.clone(), item))
                         .boxed()
@@ -660,15 +732,15 @@ where
     R: OperationResponse,
     I: IntoIterator<Item = Operation<R, M>>,
 {
-    let limiter = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+    let budget = Budget::new(options.max_in_flight_rpcs);
     operations
         .into_iter()
         .enumerate()
         .map(|(index, mut op)| {
-            let limiter = limiter.clone();
+            let budget = budget.clone();
             let options = options.clone();
             async move {
-                let result = op.wait_limited(&options, Some(limiter)).await;
+                let result = op.wait_limited(&options, Some(budget)).await;
                 (index, op, result)
             }
         })

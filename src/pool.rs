@@ -1,0 +1,255 @@
+//! [`ChannelPool`]: several HTTP/2 connections to one endpoint, with never more streams on a
+//! connection than it allows.
+//!
+//! # Why
+//!
+//! Google's front ends advertise `MAX_CONCURRENT_STREAMS = 100` per connection, and a
+//! WaitOperation call holds its stream for as long as it waits. On one connection, 100
+//! pending Waits would starve every other call (including the polls of operations that
+//! finished long ago), and a burst of thousands of calls on a fresh connection gets streams
+//! refused before the client has even read the server's limit.
+//!
+//! # How
+//!
+//! - The pool counts the streams in flight on each connection itself, from the moment a call
+//!   is sent until its response body is finished or dropped, and never lets a connection
+//!   carry more than [`PoolConfig::max_streams_per_connection`]. A call goes to the least
+//!   busy connection; a new connection is opened only when all are full, up to
+//!   [`PoolConfig::max_connections`]. Past that, calls queue in the pool (never on the
+//!   wire, so the server never refuses a stream).
+//! - Long calls (WaitOperation) may only use [`PoolConfig::long_call_slots`]: all but
+//!   [`PoolConfig::reserved_streams`] of each connection's streams. The waiter takes such
+//!   a slot only when one is free, and otherwise polls for that round, so the reserve is
+//!   always there for short calls: Get, List, Cancel, Delete, and the Vision start calls.
+//!
+//! This mirrors the channel pools of Google's own client libraries (dynamic channel pools
+//! with a stream budget per channel), with the long-call reserve added because WaitOperation
+//! is the one call here that parks a stream.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::transport::{Channel, Endpoint};
+use tower::{Service, ServiceExt as _};
+
+type Body = tonic::body::Body;
+
+/// How big a [`ChannelPool`] may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// The most streams in flight on one connection (default 100, what Google's front
+    /// ends advertise). Set it to what the server allows.
+    pub max_streams_per_connection: usize,
+    /// The most connections (default 128).
+    pub max_connections: usize,
+    /// Streams per connection that long calls (WaitOperation) may not use (default 10).
+    pub reserved_streams: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_streams_per_connection: 100,
+            max_connections: 128,
+            reserved_streams: 10,
+        }
+    }
+}
+
+impl PoolConfig {
+    fn streams(&self) -> usize {
+        self.max_streams_per_connection.max(1)
+    }
+
+    fn connections(&self) -> usize {
+        self.max_connections.max(1)
+    }
+
+    /// The most streams in flight over the whole pool.
+    pub fn total_streams(&self) -> usize {
+        self.streams().saturating_mul(self.connections())
+    }
+
+    /// The most long calls in flight over the whole pool (at least one).
+    pub fn long_call_slots(&self) -> usize {
+        let per_connection = self.streams().saturating_sub(self.reserved_streams).max(1);
+        per_connection.saturating_mul(self.connections())
+    }
+}
+
+/// A tower service over up to [`PoolConfig::max_connections`] connections to one endpoint.
+/// Cheap to clone; clones share the connections.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use longrunning::OperationsClient;
+/// use longrunning::pool::{ChannelPool, PoolConfig};
+///
+/// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:8080");
+/// let pool = ChannelPool::new(endpoint, PoolConfig::default());
+/// let client = OperationsClient::from_pool(pool);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ChannelPool {
+    shared: Arc<PoolShared>,
+}
+
+struct PoolShared {
+    endpoint: Endpoint,
+    config: PoolConfig,
+    connections: Mutex<Vec<Connection>>,
+    /// One permit per stream the pool may carry in all.
+    streams: Arc<Semaphore>,
+    /// One permit per long call the pool may carry in all.
+    long_calls: Arc<Semaphore>,
+}
+
+struct Connection {
+    channel: Channel,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl fmt::Debug for ChannelPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelPool")
+            .field("endpoint", &self.shared.endpoint.uri())
+            .field("config", &self.shared.config)
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl ChannelPool {
+    /// A pool to `endpoint` (its TLS and timeouts apply to every connection). Connections
+    /// are opened when calls need them.
+    pub fn new(endpoint: Endpoint, config: PoolConfig) -> Self {
+        ChannelPool {
+            shared: Arc::new(PoolShared {
+                endpoint,
+                config,
+                connections: Mutex::new(Vec::new()),
+                streams: Arc::new(Semaphore::new(config.total_streams())),
+                long_calls: Arc::new(Semaphore::new(config.long_call_slots())),
+            }),
+        }
+    }
+
+    /// A pool whose first connection is `channel`, already connected to `endpoint`.
+    pub fn with_connection(endpoint: Endpoint, config: PoolConfig, channel: Channel) -> Self {
+        let pool = Self::new(endpoint, config);
+        pool.lock().push(Connection {
+            channel,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        });
+        pool
+    }
+
+    /// How many connections are open (or opening).
+    pub fn connections(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// How many streams are in flight over all connections.
+    pub fn in_flight(&self) -> usize {
+        self.lock()
+            .iter()
+            .map(|c| c.in_flight.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// The slots long calls must take (without waiting) before they are sent.
+    pub(crate) fn long_call_slots(&self) -> Arc<Semaphore> {
+        self.shared.long_calls.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The least busy connection with room, opening one if all are full; counts the call
+    /// on it.
+    fn pick(&self) -> (Channel, StreamGuard) {
+        let config = self.shared.config;
+        let mut connections = self.lock();
+        let least_busy = connections
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| c.in_flight.load(Ordering::SeqCst))
+            .map(|(i, c)| (i, c.in_flight.load(Ordering::SeqCst)));
+        let index = match least_busy {
+            Some((i, busy)) if busy < config.streams() => i,
+            Some((i, _)) if connections.len() >= config.connections() => i,
+            _ => {
+                connections.push(Connection {
+                    channel: self.shared.endpoint.connect_lazy(),
+                    in_flight: Arc::new(AtomicUsize::new(0)),
+                });
+                tracing::debug!(
+                    connections = connections.len(),
+                    "opened a pooled connection"
+                );
+                connections.len() - 1
+            }
+        };
+        let connection = &connections[index];
+        connection.in_flight.fetch_add(1, Ordering::SeqCst);
+        (
+            connection.channel.clone(),
+            StreamGuard {
+                in_flight: connection.in_flight.clone(),
+                _permit: None,
+            },
+        )
+    }
+}
+
+/// Counts a stream as in flight until dropped (with the response body, or with the call).
+struct StreamGuard {
+    in_flight: Arc<AtomicUsize>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Service<http::Request<Body>> for ChannelPool {
+    type Response = http::Response<Body>;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Calls wait for a stream inside `call`, so that each waits only for its own.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let pool = self.clone();
+        Box::pin(async move {
+            let permit = pool.shared.streams.clone().acquire_owned().await?;
+            let (channel, mut guard) = pool.pick();
+            guard._permit = Some(permit);
+            let response = channel.oneshot(request).await?;
+            // The stream stays open until the body (with its trailers) is read or dropped.
+            Ok(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _counted = &guard;
+                    frame
+                }))
+            }))
+        })
+    }
+}

@@ -8,8 +8,7 @@
 //!    and CPU time. The fake and the client run in child processes (this binary, re-run),
 //!    so the numbers are the client's alone.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
@@ -18,7 +17,10 @@ use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use longrunning::{Operation, OperationsClient};
 use tokio::time::Instant;
 
-const SERVE_ENV: &str = "LRO_BENCH_SERVE";
+mod support;
+
+use support::{RssSampler, SERVE_ENV, cpu_time, rss_kib, runtime, serve_in_child};
+
 const CLIENT_ENV: &str = "LRO_BENCH_CLIENT";
 const ENDPOINT_ENV: &str = "LRO_BENCH_ENDPOINT";
 
@@ -46,13 +48,6 @@ fn main() {
     if selected("concurrent") {
         ten_thousand_concurrent_waits();
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 type Empty = Operation<(), pb::BatchOperationMetadata>;
@@ -168,24 +163,14 @@ fn rpcs_for_a_ten_second_operation() {
 fn ten_thousand_concurrent_waits() {
     let exe = std::env::current_exe().expect("own path");
     for strategy in ["auto", "poll"] {
-        let mut server = Command::new(&exe)
-            .env(SERVE_ENV, "1")
-            .stdout(Stdio::piped())
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start the fake in a child process");
-        let mut endpoint = String::new();
-        BufReader::new(server.stdout.take().expect("stdout"))
-            .read_line(&mut endpoint)
-            .expect("the fake's address");
+        let server = support::FakeChild::start(Duration::from_secs(10), Duration::ZERO, None);
         let client = Command::new(&exe)
             .env(CLIENT_ENV, strategy)
-            .env(ENDPOINT_ENV, endpoint.trim())
+            .env(ENDPOINT_ENV, &server.endpoint)
             .output()
             .expect("run the client in a child process");
         print!("{}", String::from_utf8_lossy(&client.stdout));
-        let _ = server.kill();
-        let _ = server.wait();
+        server.stop();
     }
 }
 
@@ -230,83 +215,4 @@ fn concurrent_waits_in_child(strategy: &str, endpoint: String) {
          peak RSS {rss_peak} KiB, {per_wait:.2} KiB per in-flight wait over the {rss_before} KiB before",
         format!("{strategy:?}")
     );
-}
-
-/// The child: the fake on a free port, operations of 10 s, until stdin closes.
-fn serve_in_child() {
-    runtime().block_on(async {
-        let fake = FakeServer::builder()
-            .operation_duration(Duration::from_secs(10))
-            .record_requests(false)
-            .start()
-            .await
-            .expect("fake");
-        println!("{}", fake.endpoint());
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            let _ = std::io::stdin().read_line(&mut sink);
-        })
-        .await;
-        fake.shutdown().await;
-    });
-}
-
-/// The process's resident set now (VmRSS), in KiB.
-fn rss_kib() -> u64 {
-    proc_status_field("VmRSS:")
-}
-
-/// Samples VmRSS every 20 ms on a thread of its own and keeps the largest value. (VmHWM would
-/// keep an earlier run's peak.)
-struct RssSampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
-}
-
-impl RssSampler {
-    fn start() -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak.max(rss_kib())
-        });
-        RssSampler { stop, thread }
-    }
-
-    fn stop(self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or(0)
-    }
-}
-
-fn proc_status_field(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of this process so far (from /proc, in 10 ms ticks).
-fn cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }

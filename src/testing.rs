@@ -210,6 +210,7 @@ pub struct FakeServerBuilder {
     record_requests: bool,
     fail_first: Vec<(FakeMethod, u64)>,
     tls: Option<TlsIdentity>,
+    duration_spread: Duration,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -237,6 +238,7 @@ impl Default for FakeServerBuilder {
             record_requests: true,
             fail_first: Vec::new(),
             tls: None,
+            duration_spread: Duration::ZERO,
         }
     }
 }
@@ -251,6 +253,13 @@ impl FakeServerBuilder {
     /// How long operations started through the Vision RPCs take (default 2 s).
     pub fn operation_duration(mut self, duration: Duration) -> Self {
         self.operation_duration = duration;
+        self
+    }
+
+    /// Each operation started through the Vision RPCs takes the operation duration plus a
+    /// uniformly random extra of up to `spread` (default none).
+    pub fn operation_duration_spread(mut self, spread: Duration) -> Self {
+        self.duration_spread = spread;
         self
     }
 
@@ -303,6 +312,7 @@ impl FakeServerBuilder {
             operations: Mutex::new(BTreeMap::new()),
             switches: Mutex::new(Switches {
                 operation_duration: self.operation_duration,
+                duration_spread: self.duration_spread,
                 wait_unimplemented: self.wait_unimplemented,
                 latency: self.latency,
                 failures: self
@@ -609,6 +619,7 @@ struct Shared {
 
 struct Switches {
     operation_duration: Duration,
+    duration_spread: Duration,
     wait_unimplemented: bool,
     latency: Duration,
     /// Per method: how many more calls fail, and with what.
@@ -898,7 +909,10 @@ impl FakeService {
         } else {
             format!("{parent}/operations/{id}")
         };
-        let duration = self.shared.lock_switches().operation_duration;
+        let duration = {
+            let switches = self.shared.lock_switches();
+            switches.operation_duration + switches.duration_spread.mul_f64(fastrand::f64())
+        };
         self.shared.insert(name.clone(), script(duration));
         self.shared.get(&name).map(Response::new)
     }

@@ -174,6 +174,10 @@ async fn a_burst_on_a_fresh_pool_never_meets_a_refused_stream() {
         result.unwrap();
     }
     assert_eq!(fake.calls(FakeMethod::GetOperation), 200);
-    assert_eq!(fake.peak_in_flight(), 12, "3 connections × 4 streams, all used");
+    assert_eq!(
+        fake.peak_in_flight(),
+        12,
+        "3 connections × 4 streams, all used"
+    );
     fake.shutdown().await;
 }

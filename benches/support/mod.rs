@@ -1,0 +1,160 @@
+//! What the benchmarks share: child processes for the fake, and the client's RSS and CPU.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use longrunning::testing::{FakeMethod, FakeServer};
+
+/// Set in a child process: serve the fake (with `FAKE_STREAMS`, `FAKE_MIN_MS`, `FAKE_SPREAD_MS`).
+pub const SERVE_ENV: &str = "LRO_BENCH_SERVE";
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The fake in a child process of this very binary.
+pub struct FakeChild {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl FakeChild {
+    /// Operations take `min` plus up to `spread`; `streams` per connection if given.
+    pub fn start(min: Duration, spread: Duration, streams: Option<u32>) -> Self {
+        let exe = std::env::current_exe().expect("own path");
+        let mut command = Command::new(exe);
+        command
+            .env(SERVE_ENV, "1")
+            .env("FAKE_MIN_MS", min.as_millis().to_string())
+            .env("FAKE_SPREAD_MS", spread.as_millis().to_string())
+            .stdout(Stdio::piped())
+            .stdin(Stdio::piped());
+        if let Some(streams) = streams {
+            command.env("FAKE_STREAMS", streams.to_string());
+        }
+        let mut child = command.spawn().expect("start the fake in a child process");
+        let mut endpoint = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut endpoint)
+            .expect("the fake's address");
+        FakeChild {
+            child,
+            endpoint: endpoint.trim().to_owned(),
+        }
+    }
+
+    /// Stops the fake; returns how many Get and Wait calls it served.
+    pub fn stop(mut self) -> (u64, u64) {
+        drop(self.child.stdin.take());
+        let mut counts = String::new();
+        if let Some(stdout) = self.child.stdout.as_mut() {
+            let _ = BufReader::new(stdout).read_line(&mut counts);
+        }
+        let _ = self.child.wait();
+        let mut numbers = counts.split_whitespace().filter_map(|n| n.parse().ok());
+        (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+    }
+}
+
+/// The child's side: serve until stdin closes, then print "GETS WAITS".
+pub fn serve_in_child() {
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    runtime().block_on(async {
+        let mut builder = FakeServer::builder()
+            .operation_duration(Duration::from_millis(
+                number("FAKE_MIN_MS").unwrap_or(10_000),
+            ))
+            .operation_duration_spread(Duration::from_millis(number("FAKE_SPREAD_MS").unwrap_or(0)))
+            .record_requests(false);
+        if let Some(streams) = number("FAKE_STREAMS") {
+            builder = builder.max_concurrent_streams(streams as u32);
+        }
+        let fake = builder.start().await.expect("fake");
+        println!("{}", fake.endpoint());
+        let _ = std::io::stdout().flush();
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            let _ = std::io::stdin().read_line(&mut sink);
+        })
+        .await;
+        println!(
+            "{} {}",
+            fake.calls(FakeMethod::GetOperation),
+            fake.calls(FakeMethod::WaitOperation)
+        );
+        let _ = std::io::stdout().flush();
+        fake.shutdown().await;
+    });
+}
+
+/// The process's resident set now (VmRSS), in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples VmRSS every 20 ms on a thread of its own and keeps the largest value. (VmHWM would
+/// keep an earlier run's peak.)
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    pub fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(rss_kib())
+        });
+        RssSampler { stop, thread }
+    }
+
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// User + system CPU time of this process so far (from /proc, in 10 ms ticks).
+pub fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// p50, p99 and max of some durations.
+pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
+    values.sort();
+    if values.is_empty() {
+        return (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    }
+    let at = |q: f64| values[((values.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99), at(1.0))
+}

@@ -10,7 +10,8 @@
 //! `authorization: Bearer <token>` (marked sensitive, so HTTP/2 never indexes it), the quota
 //! project as `x-goog-user-project` when one is set, and `x-goog-api-client`. Tokens are
 //! cached and refreshed [`REFRESH_MARGIN`] before they expire; concurrent calls share one
-//! fetch. An UNAUTHENTICATED answer makes it fetch a new token and retry the call once.
+//! fetch. An UNAUTHENTICATED answer drops the cached token, so the next call fetches a new
+//! one; [`OperationsClient`](crate::OperationsClient) retries such a call once, never more.
 //!
 //! Tokens never appear in `Debug`, `Display`, errors or logs.
 //!
@@ -33,11 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::BodyExt;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use crate::error::{Error, Result};
 
@@ -59,6 +58,25 @@ pub const API_CLIENT: &str = concat!(
 pub struct Token {
     secret: Arc<str>,
     expires_at: Option<Instant>,
+}
+
+/// A token with its `authorization` header value, built once per token rather than per call.
+#[derive(Clone)]
+struct Bearer {
+    token: Token,
+    header: Option<HeaderValue>,
+}
+
+impl Bearer {
+    fn new(token: Token) -> Self {
+        let header = HeaderValue::try_from(format!("Bearer {}", token.secret()))
+            .ok()
+            .map(|mut value| {
+                value.set_sensitive(true);
+                value
+            });
+        Bearer { token, header }
+    }
 }
 
 impl Token {
@@ -331,25 +349,26 @@ impl TokenSource for ApplicationDefault {
 /// Caches one token; concurrent callers share one fetch.
 struct TokenCache {
     source: Box<dyn TokenSource>,
-    current: Mutex<Option<Token>>,
+    current: Mutex<Option<Bearer>>,
     refresh: tokio::sync::Mutex<()>,
     margin: Duration,
 }
 
 impl TokenCache {
-    fn valid(&self) -> Option<Token> {
+    fn valid(&self) -> Option<Bearer> {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         current
             .as_ref()
-            .filter(|token| {
-                token
+            .filter(|bearer| {
+                bearer
+                    .token
                     .expires_at
                     .is_none_or(|at| Instant::now() + self.margin < at)
             })
             .cloned()
     }
 
-    async fn get(&self) -> Result<Token> {
+    async fn get(&self) -> Result<Bearer> {
         if let Some(token) = self.valid() {
             return Ok(token);
         }
@@ -357,16 +376,16 @@ impl TokenCache {
         if let Some(token) = self.valid() {
             return Ok(token);
         }
-        let token = self.source.fetch().await?;
+        let bearer = Bearer::new(self.source.fetch().await?);
         tracing::debug!(source = %self.source.name(), "fetched an access token");
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-        Ok(token)
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(bearer.clone());
+        Ok(bearer)
     }
 
     /// Drops `rejected` if it is still the cached token, so the next `get` fetches anew.
-    fn reject(&self, rejected: &Token) {
+    fn reject(&self, rejected: &Bearer) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_ref() == Some(rejected) {
+        if current.as_ref().map(|c| &c.token) == Some(&rejected.token) {
             *current = None;
         }
     }
@@ -489,52 +508,23 @@ where
             let Some(cache) = layer.cache else {
                 return inner.call(request).await.map_err(Into::into);
             };
-            // A unary request is one small message: keep it to send again after a refresh.
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            let token = cache.get().await?;
-            let retry_parts = copy_parts(&parts);
-            let response = inner
-                .call(with_token(parts, bytes.clone(), &token)?)
-                .await
-                .map_err(Into::into)?;
-            if !is_unauthenticated(&response) {
-                return Ok(response);
+            let bearer = cache.get().await?;
+            let value = bearer
+                .header
+                .clone()
+                .ok_or_else(|| tower::BoxError::from(InvalidTokenError))?;
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+            let response = inner.call(request).await.map_err(Into::into)?;
+            if is_unauthenticated(&response) {
+                // The next call fetches a new token; `OperationsClient` retries this one once.
+                tracing::debug!(source = %cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
+                cache.reject(&bearer);
             }
-            tracing::debug!(source = %cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
-            cache.reject(&token);
-            let token = cache.get().await?;
-            let inner = inner.ready().await.map_err(Into::into)?;
-            inner
-                .call(with_token(retry_parts, bytes, &token)?)
-                .await
-                .map_err(Into::into)
+            Ok(response)
         })
     }
-}
-
-fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
-    let mut copy = http::Request::new(()).into_parts().0;
-    copy.method = parts.method.clone();
-    copy.uri = parts.uri.clone();
-    copy.version = parts.version;
-    copy.headers = parts.headers.clone();
-    copy
-}
-
-fn with_token(
-    mut parts: http::request::Parts,
-    body: Bytes,
-    token: &Token,
-) -> Result<http::Request<Body>, tower::BoxError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
-        .map_err(|_| tower::BoxError::from(InvalidTokenError))?;
-    value.set_sensitive(true);
-    parts.headers.insert(http::header::AUTHORIZATION, value);
-    Ok(http::Request::from_parts(
-        parts,
-        Body::new(http_body_util::Full::new(body)),
-    ))
 }
 
 /// A token that cannot be sent as a header (it has control characters). Its text is kept

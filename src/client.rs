@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
@@ -52,13 +51,6 @@ impl std::error::Error for TransportError {
 
 /// The routing header Google's front ends use to route a request by resource name.
 pub const ROUTING_HEADER: &str = "x-goog-request-params";
-
-/// Characters kept as they are in routing header values: RFC 3986's unreserved set.
-const ROUTING_VALUE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// How RPCs other than WaitOperation are timed out and retried.
 ///
@@ -397,6 +389,7 @@ impl OperationsClient {
         };
         let mut delays = self.policy.backoff.delays();
         let mut attempt = 1;
+        let mut reauthenticated = false;
         loop {
             let mut call = tonic::Request::new(request.clone());
             call.metadata_mut().insert(ROUTING_HEADER, routing.clone());
@@ -423,6 +416,14 @@ impl OperationsClient {
                 },
                 Err(_) => deadline_exceeded(timeout),
             };
+            // A rejected token was dropped by the auth layer: one more try fetches a new one.
+            // Safe for every call, start calls included: the server did nothing.
+            let reauthenticate = status.code == Code::Unauthenticated && !reauthenticated;
+            if reauthenticate {
+                reauthenticated = true;
+                tracing::debug!(method = rpc.method, "retrying once after UNAUTHENTICATED");
+                continue;
+            }
             let retry = attempt < max_attempts && self.policy.retry_codes.contains(&status.code);
             tracing::debug!(
                 method = rpc.method,
@@ -505,12 +506,24 @@ fn deadline_exceeded(timeout: Duration) -> Status {
 
 /// `key=<percent-encoded value>`, as Google's clients send it.
 fn routing_header(key: &str, value: &str) -> Result<MetadataValue<tonic::metadata::Ascii>> {
-    let encoded = format!(
-        "{key}={}",
-        utf8_percent_encode(value, ROUTING_VALUE_ESCAPES)
-    );
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = Vec::with_capacity(key.len() + 1 + value.len() + value.len() / 2);
+    encoded.extend_from_slice(key.as_bytes());
+    encoded.push(b'=');
+    // RFC 3986's unreserved characters stay; every other byte of the UTF-8 is %XX.
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte);
+        } else {
+            encoded.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0x0f)],
+            ]);
+        }
+    }
     // Percent-encoding leaves only visible ASCII, which is always a valid header value.
-    MetadataValue::try_from(encoded)
+    MetadataValue::try_from(encoded.as_slice())
         .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
 }
 

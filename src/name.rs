@@ -51,14 +51,23 @@ impl OperationName {
     /// Parses and validates a full operation name.
     pub fn parse(name: &str) -> Result<Self> {
         validate_text(name, "name")?;
-        let segments: Vec<&str> = name.split('/').collect();
-        if segments.iter().any(|s| s.is_empty()) {
-            return Err(Error::invalid_name(
-                name,
-                format!("it has an empty path segment; {FORMS}"),
-            ));
+        // At most six segments are ever valid; read them without allocating.
+        let mut segments = [""; 6];
+        let mut count = 0;
+        for segment in name.split('/') {
+            if segment.is_empty() {
+                return Err(Error::invalid_name(
+                    name,
+                    format!("it has an empty path segment; {FORMS}"),
+                ));
+            }
+            if count == segments.len() {
+                return Err(Error::invalid_name(name, FORMS));
+            }
+            segments[count] = segment;
+            count += 1;
         }
-        let layout = match segments.as_slice() {
+        let layout = match &segments[..count] {
             ["operations", _] => Layout::Global,
             ["projects", _, "operations", _] => Layout::Project,
             ["locations", _, "operations", _] => Layout::Location,
@@ -116,6 +125,10 @@ impl OperationName {
 pub(crate) fn validate_text(text: &str, what: &str) -> Result<()> {
     if text.is_empty() {
         return Err(Error::invalid_name(text, format!("the {what} is empty")));
+    }
+    // Visible ASCII, the usual case, is checked a byte at a time.
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
     }
     if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
         let kind = if c.is_whitespace() {

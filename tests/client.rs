@@ -383,3 +383,16 @@ trait CollectAll: futures_core::Stream + Sized {
 }
 
 impl<S: futures_core::Stream> CollectAll for S {}
+
+#[tokio::test]
+async fn routing_values_are_percent_encoded_byte_by_byte() {
+    let fake = FakeServer::start().await.unwrap();
+    let name = "projects/p.1~x_y-z/locations/üs/operations/a%b+c";
+    fake.insert_running(name);
+    fake.client().get(name).await.unwrap();
+    assert_eq!(
+        fake.requests()[0].headers["x-goog-request-params"],
+        "name=projects%2Fp.1~x_y-z%2Flocations%2F%C3%BCs%2Foperations%2Fa%25b%2Bc"
+    );
+    fake.shutdown().await;
+}

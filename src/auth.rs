@@ -46,6 +46,10 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// The environment variable [`EnvToken::new`] reads.
 pub const TOKEN_ENV: &str = "GOOGLE_OAUTH_ACCESS_TOKEN";
 
+/// Set by [`AuthService`] on an UNAUTHENTICATED answer whose token it dropped (never sent):
+/// a retry will carry a new token.
+pub(crate) const TOKEN_REJECTED: &str = "x-longrunning-token-rejected";
+
 /// The value sent as `x-goog-api-client`.
 pub const API_CLIENT: &str = concat!(
     "gl-rust longrunning/",
@@ -516,11 +520,14 @@ where
             request
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, value);
-            let response = inner.call(request).await.map_err(Into::into)?;
+            let mut response = inner.call(request).await.map_err(Into::into)?;
             if is_unauthenticated(&response) {
                 // The next call fetches a new token; `OperationsClient` retries this one once.
                 tracing::debug!(source = %cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
                 cache.reject(&bearer);
+                response
+                    .headers_mut()
+                    .insert(TOKEN_REJECTED, HeaderValue::from_static("1"));
             }
             Ok(response)
         })

@@ -396,6 +396,7 @@ impl OperationsClient {
             call.set_timeout(timeout);
             let deadline = tokio::time::Instant::now() + timeout;
             let answer = tokio::time::timeout_at(deadline, send(self.service.clone(), call)).await;
+            let mut token_rejected = false;
             let status = match answer {
                 Ok(Ok(response)) => {
                     tracing::trace!(method = rpc.method, attempt, "rpc succeeded");
@@ -412,13 +413,17 @@ impl OperationsClient {
                 Ok(Err(status)) => match crate::auth::auth_failure(&status) {
                     // No token, no call: retrying would ask the failing source again.
                     Some(auth_error) => return Err(auth_error),
-                    None => Status::from_tonic(&status),
+                    None => {
+                        token_rejected =
+                            status.metadata().contains_key(crate::auth::TOKEN_REJECTED);
+                        Status::from_tonic(&status)
+                    }
                 },
                 Err(_) => deadline_exceeded(timeout),
             };
-            // A rejected token was dropped by the auth layer: one more try fetches a new one.
-            // Safe for every call, start calls included: the server did nothing.
-            let reauthenticate = status.code == Code::Unauthenticated && !reauthenticated;
+            // The auth layer dropped a rejected token: one more try fetches a new one. Safe
+            // for every call, start calls included: the server did nothing.
+            let reauthenticate = token_rejected && !reauthenticated;
             if reauthenticate {
                 reauthenticated = true;
                 tracing::debug!(method = rpc.method, "retrying once after UNAUTHENTICATED");

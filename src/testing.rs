@@ -321,12 +321,15 @@ impl FakeServerBuilder {
                     .map(|(method, count)| (*method, (*count, injected_unavailable())))
                     .collect(),
                 wait_returns_early: None,
+                fault_rate: 0.0,
+                latency_jitter: Duration::ZERO,
             }),
             changed: Notify::new(),
             stopping: AtomicBool::new(false),
             calls: Default::default(),
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
             record_requests: self.record_requests,
             requests: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -542,6 +545,21 @@ impl FakeServer {
             .insert(method, (count, status));
     }
 
+    /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.shared.lock_switches().fault_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// Every call from now on gets up to `jitter` more latency, uniformly at random.
+    pub fn set_latency_jitter(&self, jitter: Duration) {
+        self.shared.lock_switches().latency_jitter = jitter;
+    }
+
+    /// How many faults it has injected so far (`fail_next`, `fail_first`, fault rate).
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults_injected.load(Ordering::SeqCst)
+    }
+
     /// Makes WaitOperation best effort the hard way: each call returns after a random time
     /// up to `at_most` (or when the operation finishes, if sooner), usually not done. `None`
     /// restores waiting for the whole timeout.
@@ -612,6 +630,7 @@ struct Shared {
     calls: [AtomicU64; FakeMethod::ALL.len()],
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    faults_injected: AtomicU64,
     record_requests: bool,
     requests: Mutex<Vec<RecordedRequest>>,
     next_id: AtomicU64,
@@ -624,6 +643,10 @@ struct Switches {
     latency: Duration,
     /// Per method: how many more calls fail, and with what.
     failures: HashMap<FakeMethod, (u64, Status)>,
+    /// The chance that any call fails UNAVAILABLE.
+    fault_rate: f64,
+    /// Up to this much more latency, uniformly at random, on every call.
+    latency_jitter: Duration,
     /// WaitOperation returns after a random time up to this, done or not.
     wait_returns_early: Option<Duration>,
 }
@@ -750,19 +773,25 @@ impl Shared {
         }
         let (latency, fail) = {
             let mut switches = self.lock_switches();
-            let fail = match switches.failures.get_mut(&method) {
+            let mut fail = match switches.failures.get_mut(&method) {
                 Some((left, status)) if *left > 0 => {
                     *left -= 1;
                     Some(status.clone())
                 }
                 _ => None,
             };
-            (switches.latency, fail)
+            if fail.is_none() && switches.fault_rate > 0.0 && fastrand::f64() < switches.fault_rate
+            {
+                fail = Some(injected_unavailable());
+            }
+            let jitter = switches.latency_jitter.mul_f64(fastrand::f64());
+            (switches.latency + jitter, fail)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
         if let Some(status) = fail {
+            self.faults_injected.fetch_add(1, Ordering::SeqCst);
             return Err(status);
         }
         if self.stopping.load(Ordering::SeqCst) {

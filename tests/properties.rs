@@ -1,0 +1,129 @@
+//! Property tests: operation names, typed unpacking and JSON rendering never panic on
+//! arbitrary input, and names round-trip.
+
+use longrunning::proto::longrunning::operation::Result as RawResult;
+use longrunning::vision::{PurgeOutcome, pb};
+use longrunning::{Operation, OperationName, OperationResponse, Part, RawOperation};
+use proptest::prelude::*;
+use prost::Message;
+use prost_types::Any;
+
+/// A path segment that is valid in a name: visible ASCII without `/`.
+fn segment() -> impl Strategy<Value = String> {
+    "[!-.0-~]{1,20}"
+}
+
+/// One of the accepted name forms, from arbitrary parts.
+fn valid_name() -> impl Strategy<Value = (String, Option<String>, Option<String>, String)> {
+    (
+        proptest::option::of(segment()),
+        proptest::option::of(segment()),
+        segment(),
+    )
+        .prop_map(|(project, location, id)| {
+            let mut name = String::new();
+            if let Some(p) = &project {
+                name.push_str(&format!("projects/{p}/"));
+            }
+            if let Some(l) = &location {
+                name.push_str(&format!("locations/{l}/"));
+            }
+            name.push_str(&format!("operations/{id}"));
+            (name, project, location, id)
+        })
+}
+
+/// A type URL: sometimes one of the types the decoders look for, often anything.
+fn type_url() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata".to_owned()),
+        Just("type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest".to_owned()),
+        Just("type.googleapis.com/google.protobuf.Empty".to_owned()),
+        Just("type.googleapis.com/google.rpc.ErrorInfo".to_owned()),
+        ".*",
+    ]
+}
+
+fn any_payload() -> impl Strategy<Value = Any> {
+    (type_url(), proptest::collection::vec(any::<u8>(), 0..64))
+        .prop_map(|(type_url, value)| Any { type_url, value })
+}
+
+fn offline_client() -> longrunning::OperationsClient {
+    // A lazy channel needs a runtime to exist, never to be used.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+    longrunning::OperationsClient::new(channel)
+}
+
+proptest! {
+    #[test]
+    fn names_round_trip_with_their_parts((text, project, location, id) in valid_name()) {
+        let name = OperationName::parse(&text).unwrap();
+        prop_assert_eq!(name.as_str(), text.as_str());
+        prop_assert_eq!(name.project(), project.as_deref());
+        prop_assert_eq!(name.location(), location.as_deref());
+        prop_assert_eq!(name.id(), id.as_str());
+        prop_assert_eq!(OperationName::parse(&name.to_string()).unwrap(), name);
+    }
+
+    #[test]
+    fn parsing_any_string_never_panics(text in ".*") {
+        if let Ok(name) = OperationName::parse(&text) {
+            prop_assert!(!name.id().is_empty());
+            prop_assert!(!text.chars().any(char::is_whitespace));
+        }
+    }
+
+    #[test]
+    fn unpacking_any_payload_never_panics(metadata in proptest::option::of(any_payload()),
+                                          response in proptest::option::of(any_payload()),
+                                          done in any::<bool>()) {
+        let raw = RawOperation {
+            name: "operations/x".into(),
+            metadata,
+            done,
+            result: response.clone().map(RawResult::Response),
+        };
+        let client = offline_client();
+        let purge: Operation<PurgeOutcome, pb::BatchOperationMetadata> =
+            Operation::from_raw(client.clone(), raw.clone());
+        let _ = purge.metadata();
+        let _ = purge.state();
+        let _ = purge.result();
+        let import: Operation<pb::ImportProductSetsResponse, pb::OperationMetadata> =
+            Operation::from_raw(client, raw);
+        let _ = import.metadata();
+        let _ = import.result();
+        let _ = <() as OperationResponse>::from_response("operations/x", response.as_ref());
+        if let Some(any) = &response {
+            let _ = longrunning::operation::unpack::<pb::PurgeProductsRequest>("operations/x", Part::Response, any);
+            let _ = longrunning::ErrorDetail::decode(any);
+        }
+    }
+
+    #[test]
+    fn rendering_arbitrary_operation_bytes_as_json_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(json) = longrunning::json::operation_bytes_to_json(&bytes) {
+            prop_assert!(json.is_object());
+        }
+    }
+
+    #[test]
+    fn rendering_operations_with_arbitrary_payloads_never_panics(metadata in proptest::option::of(any_payload()),
+                                                                 response in proptest::option::of(any_payload())) {
+        let raw = RawOperation {
+            name: "operations/x".into(),
+            metadata,
+            done: true,
+            result: response.map(RawResult::Response),
+        };
+        let json = longrunning::json::operation_to_json(&raw);
+        prop_assert_eq!(&json["name"], "operations/x");
+        let _ = longrunning::json::operation_bytes_to_json(&raw.encode_to_vec());
+    }
+}

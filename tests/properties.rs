@@ -68,7 +68,7 @@ proptest! {
         prop_assert_eq!(name.project(), project.as_deref());
         prop_assert_eq!(name.location(), location.as_deref());
         prop_assert_eq!(name.id(), id.as_str());
-        prop_assert_eq!(OperationName::parse(&name.to_string()).unwrap(), name);
+        prop_assert_eq!(OperationName::parse(name.as_str()).unwrap(), name);
     }
 
     #[test]

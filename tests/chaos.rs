@@ -46,7 +46,7 @@ struct Report {
 
 /// What operation `i` must end with: every fifth fails, the rest answer with their name.
 fn expected(i: usize, name: &str) -> Outcome {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         Outcome::error(Code::Aborted, format!("{name} aborted"))
     } else {
         Outcome::response(&pb::ImportProductSetsResponse {
@@ -62,9 +62,9 @@ fn expected(i: usize, name: &str) -> Outcome {
 
 fn is_correct(i: usize, name: &str, result: &Result<pb::ImportProductSetsResponse, Error>) -> bool {
     match result {
-        Ok(response) => i % 5 != 0 && response.statuses[0].message == name,
+        Ok(response) => !i.is_multiple_of(5) && response.statuses[0].message == name,
         Err(Error::OperationFailed { status, .. }) => {
-            i % 5 == 0
+            i.is_multiple_of(5)
                 && status.code == Code::Aborted
                 && status.message == format!("{name} aborted")
         }

@@ -8,16 +8,23 @@ use longrunning::vision::{PurgeOutcome, pb};
 use longrunning::{Operation, OperationsClient, RawOperation};
 use prost::Message;
 
+/// One client for the whole run: each lazy channel spawns a worker task on a runtime that
+/// is never driven, so making one per input would pile them up until memory runs out.
 fn client() -> OperationsClient {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
+    static CLIENT: OnceLock<(tokio::runtime::Runtime, OperationsClient)> = OnceLock::new();
+    let (_, client) = CLIENT.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
-            .expect("runtime")
+            .expect("runtime");
+        let client = {
+            let _guard = runtime.enter();
+            let channel =
+                tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+            OperationsClient::new(channel)
+        };
+        (runtime, client)
     });
-    let _guard = runtime.enter();
-    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-    OperationsClient::new(channel)
+    client.clone()
 }
 
 fuzz_target!(|bytes: &[u8]| {

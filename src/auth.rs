@@ -505,9 +505,15 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let headers = request.headers_mut();
-            headers.insert("x-goog-api-client", HeaderValue::from_static(API_CLIENT));
+            headers.insert(
+                http::HeaderName::from_static("x-goog-api-client"),
+                HeaderValue::from_static(API_CLIENT),
+            );
             if let Some(project) = &layer.quota_project {
-                headers.insert("x-goog-user-project", project.clone());
+                headers.insert(
+                    http::HeaderName::from_static("x-goog-user-project"),
+                    project.clone(),
+                );
             }
             let Some(cache) = layer.cache else {
                 return inner.call(request).await.map_err(Into::into);

@@ -216,23 +216,36 @@ impl OperationsClient {
     }
 
     /// GetOperation: the operation's latest state.
-    pub async fn get(&self, name: impl AsRef<str>) -> Result<RawOperation> {
-        self.get_with(name.as_ref(), true).await
+    pub fn get<'a, N: AsRef<str>>(
+        &'a self,
+        name: N,
+    ) -> impl Future<Output = Result<RawOperation>> + Send + use<'a, N> {
+        self.get_with(name.as_ref(), true)
     }
 
     /// GetOperation, retried under the policy or sent once (the waiter retries by itself).
-    pub(crate) async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
-        let name = OperationName::parse(name)?;
-        let request = pb::GetOperationRequest { name: name.into() };
-        let rpc = if retried {
-            Rpc::retried("GetOperation", "name", &request.name)
-        } else {
-            Rpc::once("GetOperation", "name", &request.name)
-        };
-        self.call(rpc, request.clone(), |service, request| {
-            Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
-        })
-        .await
+    /// The name is checked before the future is made, so the future borrows only `self`.
+    pub(crate) fn get_with<'a>(
+        &'a self,
+        name: &str,
+        retried: bool,
+    ) -> impl Future<Output = Result<RawOperation>> + Send + use<'a> {
+        let prepared = OperationName::parse(name).map(|name| {
+            let request = pb::GetOperationRequest { name: name.into() };
+            let rpc = if retried {
+                Rpc::retried("GetOperation", "name", &request.name)
+            } else {
+                Rpc::once("GetOperation", "name", &request.name)
+            };
+            (rpc, request)
+        });
+        async move {
+            let (rpc, request) = prepared?;
+            self.call(rpc, request, |service, request| {
+                Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
+            })
+            .await
+        }
     }
 
     /// ListOperations: one page of the operations under `parent` (e.g.
@@ -321,7 +334,7 @@ impl OperationsClient {
         let request = pb::CancelOperationRequest { name: name.into() };
         self.call(
             Rpc::retried("CancelOperation", "name", &request.name),
-            request.clone(),
+            request,
             |service, request| {
                 Box::pin(
                     async move { OperationsGrpc::new(service).cancel_operation(request).await },
@@ -337,7 +350,7 @@ impl OperationsClient {
         let request = pb::DeleteOperationRequest { name: name.into() };
         self.call(
             Rpc::retried("DeleteOperation", "name", &request.name),
-            request.clone(),
+            request,
             |service, request| {
                 Box::pin(
                     async move { OperationsGrpc::new(service).delete_operation(request).await },
@@ -360,7 +373,7 @@ impl OperationsClient {
         let deadline = timeout.saturating_add(self.policy.per_call_timeout);
         self.call(
             Rpc::once("WaitOperation", "name", &request.name).with_timeout(deadline),
-            request.clone(),
+            request,
             |service, request| {
                 Box::pin(async move { OperationsGrpc::new(service).wait_operation(request).await })
             },
@@ -370,17 +383,12 @@ impl OperationsClient {
 
     /// Runs one unary RPC of any generated client on this client's channel, with the
     /// routing header, the per-call timeout and, if `rpc` allows it, retries.
-    pub(crate) async fn call<Req, Resp, F>(
-        &self,
-        rpc: Rpc<'_>,
-        request: Req,
-        send: F,
-    ) -> Result<Resp>
+    pub(crate) async fn call<Req, Resp, F>(&self, rpc: Rpc, request: Req, send: F) -> Result<Resp>
     where
         Req: Clone,
         F: Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<Resp>,
     {
-        let routing = routing_header(rpc.routing_key, rpc.routing_value)?;
+        let routing = rpc.routing?;
         let timeout = rpc.timeout.unwrap_or(self.policy.per_call_timeout);
         let max_attempts = if rpc.retried {
             self.policy.max_attempts.max(1)
@@ -392,7 +400,10 @@ impl OperationsClient {
         let mut reauthenticated = false;
         loop {
             let mut call = tonic::Request::new(request.clone());
-            call.metadata_mut().insert(ROUTING_HEADER, routing.clone());
+            call.metadata_mut().insert(
+                tonic::metadata::MetadataKey::from_static(ROUTING_HEADER),
+                routing.clone(),
+            );
             call.set_timeout(timeout);
             let deadline = tokio::time::Instant::now() + timeout;
             let answer = tokio::time::timeout_at(deadline, send(self.service.clone(), call)).await;
@@ -465,28 +476,28 @@ pub(crate) type RpcFuture<Resp> = std::pin::Pin<
 >;
 
 /// What [`OperationsClient::call`] needs to know about one RPC.
-pub(crate) struct Rpc<'a> {
+pub(crate) struct Rpc {
     method: &'static str,
-    routing_key: &'static str,
-    routing_value: &'a str,
+    /// `key=<percent-encoded value>`, computed when the call is described, so that the
+    /// request it was taken from can be moved into the call.
+    routing: Result<MetadataValue<tonic::metadata::Ascii>>,
     retried: bool,
     timeout: Option<Duration>,
 }
 
-impl<'a> Rpc<'a> {
+impl Rpc {
     /// An idempotent RPC, retried under the client's policy.
-    pub(crate) fn retried(method: &'static str, key: &'static str, value: &'a str) -> Self {
+    pub(crate) fn retried(method: &'static str, key: &'static str, value: &str) -> Self {
         Rpc {
             method,
-            routing_key: key,
-            routing_value: value,
+            routing: routing_header(key, value),
             retried: true,
             timeout: None,
         }
     }
 
     /// An RPC sent once (it starts work, or it is a long wait).
-    pub(crate) fn once(method: &'static str, key: &'static str, value: &'a str) -> Self {
+    pub(crate) fn once(method: &'static str, key: &'static str, value: &str) -> Self {
         Rpc {
             retried: false,
             ..Self::retried(method, key, value)
@@ -515,17 +526,24 @@ fn routing_header(key: &str, value: &str) -> Result<MetadataValue<tonic::metadat
     let mut encoded = Vec::with_capacity(key.len() + 1 + value.len() + value.len() / 2);
     encoded.extend_from_slice(key.as_bytes());
     encoded.push(b'=');
-    // RFC 3986's unreserved characters stay; every other byte of the UTF-8 is %XX.
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(byte);
-        } else {
+    // RFC 3986's unreserved characters stay, copied a run at a time; every other byte of
+    // the UTF-8 becomes %XX.
+    let unreserved = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    let mut rest = value.as_bytes();
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|b| !unreserved(b))
+            .unwrap_or(rest.len());
+        encoded.extend_from_slice(&rest[..run]);
+        if let Some(&byte) = rest.get(run) {
             encoded.extend_from_slice(&[
                 b'%',
                 HEX[usize::from(byte >> 4)],
                 HEX[usize::from(byte & 0x0f)],
             ]);
         }
+        rest = rest.get(run + 1..).unwrap_or_default();
     }
     // Percent-encoding leaves only visible ASCII, which is always a valid header value.
     MetadataValue::try_from(encoded.as_slice())

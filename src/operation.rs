@@ -43,7 +43,9 @@ impl<T: Message + Name + Default> OperationResponse for T {
     fn from_response(name: &str, response: Option<&Any>) -> Result<Self> {
         match response {
             Some(any) => unpack(name, Part::Response, any),
-            None if T::full_name() == <() as Name>::full_name() => Ok(T::default()),
+            None if T::PACKAGE == <() as Name>::PACKAGE && T::NAME == <() as Name>::NAME => {
+                Ok(T::default())
+            }
             None => Err(Error::MissingResult {
                 name: name.to_owned(),
                 expected: T::full_name(),
@@ -62,7 +64,11 @@ pub(crate) fn type_name_of(type_url: &str) -> Option<&str> {
 
 /// Whether `any` holds a `T`, judged by its type URL.
 pub fn is_type<T: Name>(any: &Any) -> bool {
-    type_name_of(&any.type_url) == Some(T::full_name().as_str())
+    // `PACKAGE.NAME`, compared without building the string.
+    type_name_of(&any.type_url)
+        .and_then(|name| name.strip_prefix(T::PACKAGE))
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(T::NAME)
 }
 
 /// Decodes `any` as a `T`, checking its type URL. `name` and `part` say where it came from.

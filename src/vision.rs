@@ -117,14 +117,11 @@ impl<R, M> Operation<R, M> {
 /// header, and wraps the operation it returns in a typed handle.
 async fn start<Req: Clone, R, M>(
     operations: &OperationsClient,
-    method: &'static str,
-    parent: String,
+    rpc: Rpc,
     request: Req,
     send: impl Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<RawOperation>,
 ) -> Result<Operation<R, M>> {
-    let raw = operations
-        .call(Rpc::once(method, "parent", &parent), request, send)
-        .await?;
+    let raw = operations.call(rpc, request, send).await?;
     Ok(Operation::from_raw(operations.clone(), raw))
 }
 
@@ -155,8 +152,7 @@ impl ProductSearch {
     ) -> Result<ImportProductSetsOperation> {
         start(
             &self.operations,
-            "ImportProductSets",
-            request.parent.clone(),
+            Rpc::once("ImportProductSets", "parent", &request.parent),
             request,
             |service, request| {
                 Box::pin(async move {
@@ -177,8 +173,7 @@ impl ProductSearch {
     ) -> Result<PurgeProductsOperation> {
         start(
             &self.operations,
-            "PurgeProducts",
-            request.parent.clone(),
+            Rpc::once("PurgeProducts", "parent", &request.parent),
             request,
             |service, request| {
                 Box::pin(async move {
@@ -218,8 +213,7 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateFilesOperation> {
         start(
             &self.operations,
-            "AsyncBatchAnnotateFiles",
-            request.parent.clone(),
+            Rpc::once("AsyncBatchAnnotateFiles", "parent", &request.parent),
             request,
             |service, request| {
                 Box::pin(async move {
@@ -239,8 +233,7 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateImagesOperation> {
         start(
             &self.operations,
-            "AsyncBatchAnnotateImages",
-            request.parent.clone(),
+            Rpc::once("AsyncBatchAnnotateImages", "parent", &request.parent),
             request,
             |service, request| {
                 Box::pin(async move {

@@ -8,13 +8,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use longrunning::RawOperation;
-use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
 use longrunning::vision::pb;
-use prost::{Message, Name};
-use prost_types::Any;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+mod support;
+
+use support::{DOCUMENTED_PURGE, documented_purge};
 
 struct Run {
     code: i32,
@@ -90,59 +91,6 @@ async fn fake() -> FakeServer {
         .start()
         .await
         .unwrap()
-}
-
-fn any<T: Message + Name>(message: &T) -> Any {
-    Any {
-        type_url: T::type_url(),
-        value: message.encode_to_vec(),
-    }
-}
-
-const DOCUMENTED_PURGE: &str = r#"{
-  "name": "locations/location-id/operations/operation-id",
-  "metadata": {
-    "@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata",
-    "state": "SUCCESSFUL",
-    "submitTime": "2019-09-04T15:58:39.131591882Z",
-    "endTime": "2019-09-04T15:58:43.099020580Z"
-  },
-  "done": true,
-  "response": {
-    "@type": "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest",
-    "parent": "projects/project-id/locations/location-id",
-    "productSetPurgeConfig": {
-      "productSetId": "project-set-id"
-    },
-    "force": true
-  }
-}"#;
-
-fn documented_purge() -> RawOperation {
-    RawOperation {
-        name: "locations/location-id/operations/operation-id".into(),
-        metadata: Some(any(&pb::BatchOperationMetadata {
-            state: 2,
-            submit_time: Some(prost_types::Timestamp {
-                seconds: 1567612719,
-                nanos: 131591882,
-            }),
-            end_time: Some(prost_types::Timestamp {
-                seconds: 1567612723,
-                nanos: 99020580,
-            }),
-        })),
-        done: true,
-        result: Some(RawResult::Response(any(&pb::PurgeProductsRequest {
-            parent: "projects/project-id/locations/location-id".into(),
-            force: true,
-            target: Some(pb::purge_products_request::Target::ProductSetPurgeConfig(
-                pb::ProductSetPurgeConfig {
-                    product_set_id: "project-set-id".into(),
-                },
-            )),
-        }))),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -503,6 +503,24 @@ impl OperationsClient {
         Ok(waiter.into_last())
     }
 
+    /// One waiter per name, sharing one in-flight budget; a bad name gives its error instead.
+    fn waiters_by_name<I>(
+        &self,
+        names: I,
+        options: &WaitOptions,
+    ) -> impl Iterator<Item = (String, Result<Waiter>)> + use<'_, I>
+    where
+        I: IntoIterator<Item = String>,
+    {
+        let budget = Budget::new(options.max_in_flight_rpcs);
+        let options = options.clone();
+        names.into_iter().map(move |name| {
+            let waiter = unseen(&name)
+                .map(|raw| Waiter::new(self.clone(), raw, false, &options, Some(budget.clone())));
+            (name, waiter)
+        })
+    }
+
     /// Waits for many operations by name on this client's channel, yielding each name with
     /// its final snapshot as it finishes, with at most `options.max_in_flight_rpcs` RPCs in
     /// flight. Bad names come back at once as [`Error::InvalidName`].
@@ -514,24 +532,16 @@ impl OperationsClient {
     where
         I: IntoIterator<Item = String>,
     {
-        let budget = Budget::new(options.max_in_flight_rpcs);
-        let waits: FuturesUnordered<_> = names
-            .into_iter()
-            .map(|name| {
-                let start = unseen(&name).map(|raw| {
-                    Waiter::new(self.clone(), raw, false, options, Some(budget.clone()))
-                });
-                async move {
-                    let mut waiter = match start {
-                        Ok(waiter) => waiter,
-                        Err(err) => return (name, Err(err)),
-                    };
-                    let outcome = waiter.until_done().await;
-                    (name, outcome.map(|()| waiter.into_last()))
-                }
+        self.waiters_by_name(names, options)
+            .map(|(name, start)| async move {
+                let mut waiter = match start {
+                    Ok(waiter) => waiter,
+                    Err(err) => return (name, Err(err)),
+                };
+                let outcome = waiter.until_done().await;
+                (name, outcome.map(|()| waiter.into_last()))
             })
-            .collect();
-        waits
+            .collect::<FuturesUnordered<_>>()
     }
 }
 
@@ -671,20 +681,16 @@ impl OperationsClient {
     where
         I: IntoIterator<Item = String>,
     {
-        let budget = Budget::new(options.max_in_flight_rpcs);
-        let streams = names.into_iter().map(|name| {
-            let tag = name.clone();
-            match unseen(&name) {
-                Ok(raw) => {
-                    let waiter =
-                        Waiter::new(self.clone(), raw, false, options, Some(budget.clone()));
-                    snapshots(waiter, true)
-                        .map(move |item| (tag.clone(), item))
-                        .boxed()
+        let streams = self
+            .waiters_by_name(names, options)
+            .map(|(name, start)| match start {
+                Ok(waiter) => snapshots(waiter, true)
+                    .map(move |item| (name.clone(), item))
+                    .boxed(),
+                Err(err) => {
+                    futures_util::stream::once(std::future::ready((name, Err(err)))).boxed()
                 }
-                Err(err) => futures_util::stream::once(std::future::ready((tag, Err(err)))).boxed(),
-            }
-        });
+            });
         futures_util::stream::select_all(streams)
     }
 }

@@ -60,6 +60,14 @@ fn header<'a>(request: &'a RecordedRequest, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `authorization` header of every request the fake received, in order.
+fn tokens_sent(fake: &FakeServer) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .map(|r| header(r, "authorization").unwrap().to_owned())
+        .collect()
+}
+
 fn authenticated(fake: &FakeServer, source: impl TokenSource) -> OperationsClient {
     Connector::new()
         .endpoint(fake.endpoint())
@@ -186,11 +194,7 @@ async fn tokens_are_refreshed_ahead_of_their_expiry() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     client.get(OP).await.unwrap();
     assert_eq!(source.fetches(), 2);
-    let tokens: Vec<_> = fake
-        .requests()
-        .iter()
-        .map(|r| header(r, "authorization").unwrap().to_owned())
-        .collect();
+    let tokens = tokens_sent(&fake);
     assert_eq!(
         tokens,
         ["Bearer token-1", "Bearer token-1", "Bearer token-2"]
@@ -213,11 +217,7 @@ async fn unauthenticated_triggers_one_refresh_and_one_retry_never_a_loop() {
     client.get(OP).await.unwrap();
     assert_eq!(fake.calls(FakeMethod::GetOperation), 2);
     assert_eq!(source.fetches(), 2);
-    let tokens: Vec<_> = fake
-        .requests()
-        .iter()
-        .map(|r| header(r, "authorization").unwrap().to_owned())
-        .collect();
+    let tokens = tokens_sent(&fake);
     assert_eq!(tokens, ["Bearer token-1", "Bearer token-2"]);
 
     fake.fail_next_with(
@@ -340,11 +340,7 @@ async fn a_command_token_is_cached_and_rerun_before_it_expires() {
     tokio::time::advance(Duration::from_secs(55 * 60 + 1)).await;
     tokio::time::resume();
     client.get(OP).await.unwrap();
-    let tokens: Vec<_> = fake
-        .requests()
-        .iter()
-        .map(|r| header(r, "authorization").unwrap().to_owned())
-        .collect();
+    let tokens = tokens_sent(&fake);
     assert_eq!(
         tokens,
         ["Bearer token-1", "Bearer token-1", "Bearer token-2"]

@@ -492,32 +492,42 @@ where
 {
     type Response = http::Response<Body>;
     type Error = tower::BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = AuthFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        // The clone that was driven to readiness serves this call (tower's usual dance).
+        let headers = request.headers_mut();
+        headers.insert(API_CLIENT_HEADER, HeaderValue::from_static(API_CLIENT));
+        if let Some(project) = &self.layer.quota_project {
+            headers.insert(USER_PROJECT_HEADER, project.clone());
+        }
+        let Some(cache) = &self.layer.cache else {
+            return AuthFuture::calling(self.inner.call(request), None);
+        };
+        // The usual case: a cached token, and the call goes out on the service that was
+        // driven to readiness, with nothing boxed.
+        if let Some(bearer) = cache.valid() {
+            let Some(value) = bearer.header.clone() else {
+                return AuthFuture::failed(InvalidTokenError.into());
+            };
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+            let sent = Sent {
+                cache: cache.clone(),
+                bearer,
+            };
+            return AuthFuture::calling(self.inner.call(request), Some(sent));
+        }
+        // A token must be fetched first; the clone that was driven to readiness serves the
+        // call once it has one (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let headers = request.headers_mut();
-            headers.insert(
-                http::HeaderName::from_static("x-goog-api-client"),
-                HeaderValue::from_static(API_CLIENT),
-            );
-            if let Some(project) = &layer.quota_project {
-                headers.insert(
-                    http::HeaderName::from_static("x-goog-user-project"),
-                    project.clone(),
-                );
-            }
-            let Some(cache) = layer.cache else {
-                return inner.call(request).await.map_err(Into::into);
-            };
+        let cache = cache.clone();
+        AuthFuture::fetching(Box::pin(async move {
             let bearer = cache.get().await?;
             let value = bearer
                 .header
@@ -526,17 +536,110 @@ where
             request
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, value);
-            let mut response = inner.call(request).await.map_err(Into::into)?;
-            if is_unauthenticated(&response) {
-                // The next call fetches a new token; `OperationsClient` retries this one once.
-                tracing::debug!(source = %cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
-                cache.reject(&bearer);
-                response
-                    .headers_mut()
-                    .insert(TOKEN_REJECTED, HeaderValue::from_static("1"));
+            let response = inner.call(request).await.map_err(Into::into)?;
+            Ok(Sent { cache, bearer }.check(response))
+        }))
+    }
+}
+
+const API_CLIENT_HEADER: http::HeaderName = http::HeaderName::from_static("x-goog-api-client");
+const USER_PROJECT_HEADER: http::HeaderName = http::HeaderName::from_static("x-goog-user-project");
+
+/// The token a call carried, to drop it if the server rejects it.
+struct Sent {
+    cache: Arc<TokenCache>,
+    bearer: Bearer,
+}
+
+impl Sent {
+    /// On UNAUTHENTICATED, drops the token (the next call fetches a new one) and marks the
+    /// response, so that `OperationsClient` retries this call once.
+    fn check(self, mut response: http::Response<Body>) -> http::Response<Body> {
+        if is_unauthenticated(&response) {
+            tracing::debug!(source = %self.cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
+            self.cache.reject(&self.bearer);
+            response
+                .headers_mut()
+                .insert(TOKEN_REJECTED, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type BoxedCall =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct AuthFuture<F> {
+        #[pin]
+        state: AuthState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuthStateProjection]
+    enum AuthState<F> {
+        // The inner call, with the token it carries.
+        Calling {
+            #[pin]
+            call: F,
+            sent: Option<Sent>,
+        },
+        // Fetching a token, then calling.
+        Fetching { call: BoxedCall },
+        // No call was made.
+        Failed { error: Option<tower::BoxError> },
+    }
+}
+
+impl<F> AuthFuture<F> {
+    fn calling(call: F, sent: Option<Sent>) -> Self {
+        AuthFuture {
+            state: AuthState::Calling { call, sent },
+        }
+    }
+
+    fn fetching(call: BoxedCall) -> Self {
+        AuthFuture {
+            state: AuthState::Fetching { call },
+        }
+    }
+
+    fn failed(error: tower::BoxError) -> Self {
+        AuthFuture {
+            state: AuthState::Failed { error: Some(error) },
+        }
+    }
+}
+
+impl<F> fmt::Debug for AuthFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for AuthFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+    E: Into<tower::BoxError>,
+{
+    type Output = Result<http::Response<Body>, tower::BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            AuthStateProjection::Calling { call, sent } => {
+                let response = std::task::ready!(call.poll(cx)).map_err(Into::into)?;
+                Poll::Ready(Ok(match sent.take() {
+                    Some(sent) => sent.check(response),
+                    None => response,
+                }))
             }
-            Ok(response)
-        })
+            AuthStateProjection::Fetching { call } => call.as_mut().poll(cx),
+            AuthStateProjection::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| "the call was already answered".into()))),
+        }
     }
 }
 

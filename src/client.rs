@@ -10,47 +10,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
-use tonic::metadata::MetadataValue;
+use http::{HeaderName, HeaderValue};
 use tonic::transport::Channel;
 
 use crate::backoff::Backoff;
 use crate::error::{Code, Error, Result, Status};
 use crate::name::{OperationName, validate_text};
 use crate::proto::longrunning as pb;
-use crate::proto::longrunning::operations_client::OperationsClient as OperationsGrpc;
+use crate::unary;
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
 
-/// The type-erased transport every generated client in this crate runs on: a tonic
-/// [`Channel`], possibly wrapped in tower middleware (such as an auth layer).
+/// The type-erased transport every call of this crate runs on: a tonic [`Channel`], a
+/// [`ChannelPool`](crate::pool::ChannelPool), possibly wrapped in tower middleware (such as
+/// an auth layer).
 pub(crate) type GrpcService = tower::util::BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
-    TransportError,
+    tower::BoxError,
 >;
-
-/// The error of the type-erased transport: whatever the channel or a middleware failed with.
-///
-/// A named type rather than `tower::BoxError`, because the generated clients' bound
-/// `Error: Into<StdError>` on a boxed trait object defeats the compiler's `Send` proofs.
-#[derive(Debug)]
-pub(crate) struct TransportError(tower::BoxError);
-
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
-    }
-}
 
 /// The routing header Google's front ends use to route a request by resource name.
 pub const ROUTING_HEADER: &str = "x-goog-request-params";
+
+const ROUTING: HeaderName = HeaderName::from_static(ROUTING_HEADER);
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// The `google.longrunning.Operations` RPCs.
+pub(crate) mod methods {
+    use crate::unary::Method;
+
+    const SERVICE: &str = "google.longrunning.Operations";
+    pub(crate) static GET_OPERATION: Method = Method::new(SERVICE, "GetOperation");
+    pub(crate) static LIST_OPERATIONS: Method = Method::new(SERVICE, "ListOperations");
+    pub(crate) static CANCEL_OPERATION: Method = Method::new(SERVICE, "CancelOperation");
+    pub(crate) static DELETE_OPERATION: Method = Method::new(SERVICE, "DeleteOperation");
+    pub(crate) static WAIT_OPERATION: Method = Method::new(SERVICE, "WaitOperation");
+}
 
 /// How RPCs other than WaitOperation are timed out and retried.
 ///
@@ -122,12 +119,22 @@ pub struct OperationsPage {
 /// ```
 #[derive(Clone)]
 pub struct OperationsClient {
+    /// Behind one `Arc`, so that a clone (every [`Operation`](crate::Operation) handle holds
+    /// one) costs one reference count.
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+struct Shared {
     service: GrpcService,
-    policy: Arc<RetryPolicy>,
-    /// What this client has learnt about the server's WaitOperation, shared by its clones.
-    pub(crate) wait_support: Arc<tokio::sync::watch::Sender<WaitSupport>>,
+    policy: RetryPolicy,
+    /// `policy.per_call_timeout` in `grpc-timeout` form, made once.
+    grpc_timeout: HeaderValue,
+    /// What this client has learnt about the server's WaitOperation, shared by its clones
+    /// and by clients made from it with another retry policy.
+    wait_support: Arc<tokio::sync::watch::Sender<WaitSupport>>,
     /// On a [`ChannelPool`](crate::pool::ChannelPool): the slots WaitOperation calls take.
-    pub(crate) long_call_slots: Option<Arc<tokio::sync::Semaphore>>,
+    long_call_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Whether the server implements WaitOperation, as far as a client knows.
@@ -146,7 +153,7 @@ pub(crate) enum WaitSupport {
 impl std::fmt::Debug for OperationsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperationsClient")
-            .field("policy", &self.policy)
+            .field("policy", &self.shared.policy)
             .finish_non_exhaustive()
     }
 }
@@ -182,13 +189,17 @@ impl OperationsClient {
         S::Future: Send + 'static,
     {
         let service = tower::ServiceBuilder::new()
-            .map_err(|e: S::Error| TransportError(e.into()))
+            .map_err(|e: S::Error| e.into())
             .service(service);
+        let policy = RetryPolicy::default();
         OperationsClient {
-            service: GrpcService::new(service),
-            policy: Arc::new(RetryPolicy::default()),
-            wait_support: Arc::new(tokio::sync::watch::Sender::new(WaitSupport::Unknown)),
-            long_call_slots: None,
+            shared: Arc::new(Shared {
+                service: GrpcService::new(service),
+                grpc_timeout: unary::grpc_timeout(policy.per_call_timeout),
+                policy,
+                wait_support: Arc::new(tokio::sync::watch::Sender::new(WaitSupport::Unknown)),
+                long_call_slots: None,
+            }),
         }
     }
 
@@ -200,19 +211,31 @@ impl OperationsClient {
     }
 
     pub(crate) fn with_long_call_slots(mut self, slots: Arc<tokio::sync::Semaphore>) -> Self {
-        self.long_call_slots = Some(slots);
+        Arc::make_mut(&mut self.shared).long_call_slots = Some(slots);
         self
     }
 
     /// The same client with another retry policy.
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.policy = Arc::new(policy);
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.grpc_timeout = unary::grpc_timeout(policy.per_call_timeout);
+        shared.policy = policy;
         self
     }
 
     /// The retry policy in force.
     pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.policy
+        &self.shared.policy
+    }
+
+    /// What this client has learnt about the server's WaitOperation.
+    pub(crate) fn wait_support(&self) -> &Arc<tokio::sync::watch::Sender<WaitSupport>> {
+        &self.shared.wait_support
+    }
+
+    /// On a [`ChannelPool`](crate::pool::ChannelPool): the slots WaitOperation calls take.
+    pub(crate) fn long_call_slots(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.shared.long_call_slots.as_ref()
     }
 
     /// GetOperation: the operation's latest state.
@@ -233,18 +256,15 @@ impl OperationsClient {
         let prepared = OperationName::parse(name).map(|name| {
             let request = pb::GetOperationRequest { name: name.into() };
             let rpc = if retried {
-                Rpc::retried("GetOperation", "name", &request.name)
+                Rpc::retried(&methods::GET_OPERATION, "name", &request.name)
             } else {
-                Rpc::once("GetOperation", "name", &request.name)
+                Rpc::once(&methods::GET_OPERATION, "name", &request.name)
             };
             (rpc, request)
         });
         async move {
             let (rpc, request) = prepared?;
-            self.call(rpc, request, |service, request| {
-                Box::pin(async move { OperationsGrpc::new(service).get_operation(request).await })
-            })
-            .await
+            self.call(rpc, &request).await
         }
     }
 
@@ -261,15 +281,10 @@ impl OperationsClient {
             page_token: options.page_token.clone(),
             return_partial_success: false,
         };
-        let response = self
+        let response: pb::ListOperationsResponse = self
             .call(
-                Rpc::retried("ListOperations", "name", parent),
-                request,
-                |service, request| {
-                    Box::pin(
-                        async move { OperationsGrpc::new(service).list_operations(request).await },
-                    )
-                },
+                Rpc::retried(&methods::LIST_OPERATIONS, "name", parent),
+                &request,
             )
             .await?;
         Ok(OperationsPage {
@@ -333,13 +348,8 @@ impl OperationsClient {
         let name = OperationName::parse(name.as_ref())?;
         let request = pb::CancelOperationRequest { name: name.into() };
         self.call(
-            Rpc::retried("CancelOperation", "name", &request.name),
-            request,
-            |service, request| {
-                Box::pin(
-                    async move { OperationsGrpc::new(service).cancel_operation(request).await },
-                )
-            },
+            Rpc::retried(&methods::CANCEL_OPERATION, "name", &request.name),
+            &request,
         )
         .await
     }
@@ -349,13 +359,8 @@ impl OperationsClient {
         let name = OperationName::parse(name.as_ref())?;
         let request = pb::DeleteOperationRequest { name: name.into() };
         self.call(
-            Rpc::retried("DeleteOperation", "name", &request.name),
-            request,
-            |service, request| {
-                Box::pin(
-                    async move { OperationsGrpc::new(service).delete_operation(request).await },
-                )
-            },
+            Rpc::retried(&methods::DELETE_OPERATION, "name", &request.name),
+            &request,
         )
         .await
     }
@@ -370,48 +375,57 @@ impl OperationsClient {
             timeout: Some(proto_duration(timeout)),
         };
         // The server answers by `timeout`; the client's deadline leaves it the usual margin.
-        let deadline = timeout.saturating_add(self.policy.per_call_timeout);
+        let deadline = timeout.saturating_add(self.shared.policy.per_call_timeout);
         self.call(
-            Rpc::once("WaitOperation", "name", &request.name).with_timeout(deadline),
-            request,
-            |service, request| {
-                Box::pin(async move { OperationsGrpc::new(service).wait_operation(request).await })
-            },
+            Rpc::once(&methods::WAIT_OPERATION, "name", &request.name).with_timeout(deadline),
+            &request,
         )
         .await
     }
 
-    /// Runs one unary RPC of any generated client on this client's channel, with the
-    /// routing header, the per-call timeout and, if `rpc` allows it, retries.
-    pub(crate) async fn call<Req, Resp, F>(&self, rpc: Rpc, request: Req, send: F) -> Result<Resp>
+    /// Runs one unary RPC on this client's channel, with the routing header, the per-call
+    /// timeout and, if `rpc` allows it, retries.
+    pub(crate) async fn call<Req, Resp>(&self, rpc: Rpc, request: &Req) -> Result<Resp>
     where
-        Req: Clone,
-        F: Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<Resp>,
+        Req: prost::Message,
+        Resp: prost::Message + Default,
     {
+        let policy = &self.shared.policy;
+        let method = rpc.method.name;
         let routing = rpc.routing?;
-        let timeout = rpc.timeout.unwrap_or(self.policy.per_call_timeout);
+        let (timeout, grpc_timeout) = match rpc.timeout {
+            Some(timeout) => (timeout, unary::grpc_timeout(timeout)),
+            None => (policy.per_call_timeout, self.shared.grpc_timeout.clone()),
+        };
+        let frame = unary::Frame::encode(request).map_err(|status| Error::Rpc {
+            method,
+            status: Status::from_tonic(&status),
+        })?;
         let max_attempts = if rpc.retried {
-            self.policy.max_attempts.max(1)
+            policy.max_attempts.max(1)
         } else {
             1
         };
-        let mut delays = self.policy.backoff.delays();
+        let mut delays = policy.backoff.delays();
         let mut attempt = 1;
         let mut reauthenticated = false;
         loop {
-            let mut call = tonic::Request::new(request.clone());
-            call.metadata_mut().insert(
-                tonic::metadata::MetadataKey::from_static(ROUTING_HEADER),
-                routing.clone(),
-            );
-            call.set_timeout(timeout);
+            let mut headers = unary::call_headers();
+            headers.insert(ROUTING, routing.clone());
+            headers.insert(GRPC_TIMEOUT, grpc_timeout.clone());
             let deadline = tokio::time::Instant::now() + timeout;
-            let answer = tokio::time::timeout_at(deadline, send(self.service.clone(), call)).await;
+            let sent = unary::call(
+                self.shared.service.clone(),
+                rpc.method,
+                headers,
+                frame.clone(),
+            );
+            let answer = tokio::time::timeout_at(deadline, sent).await;
             let mut token_rejected = false;
             let status = match answer {
                 Ok(Ok(response)) => {
-                    tracing::trace!(method = rpc.method, attempt, "rpc succeeded");
-                    return Ok(response.into_inner());
+                    tracing::trace!(method = method, attempt, "rpc succeeded");
+                    return Ok(response);
                 }
                 // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
                 // for the caller it is the same deadline as ours.
@@ -437,57 +451,43 @@ impl OperationsClient {
             let reauthenticate = token_rejected && !reauthenticated;
             if reauthenticate {
                 reauthenticated = true;
-                tracing::debug!(method = rpc.method, "retrying once after UNAUTHENTICATED");
+                tracing::debug!(method = method, "retrying once after UNAUTHENTICATED");
                 continue;
             }
-            let retry = attempt < max_attempts && self.policy.retry_codes.contains(&status.code);
+            let retry = attempt < max_attempts && policy.retry_codes.contains(&status.code);
             tracing::debug!(
-                method = rpc.method,
+                method = method,
                 attempt,
                 code = crate::error::code_name(status.code),
                 retry,
                 "rpc failed"
             );
             if !retry {
-                return Err(Error::Rpc {
-                    method: rpc.method,
-                    status,
-                });
+                return Err(Error::Rpc { method, status });
             }
             let delay = status
                 .retry_delay()
                 .or_else(|| delays.next())
-                .unwrap_or(self.policy.backoff.max);
+                .unwrap_or(policy.backoff.max);
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }
 }
 
-/// One attempt of a unary RPC. Boxed where the generated client is called, so that the
-/// compiler proves it `Send` on concrete types (generic proofs trip over tonic's
-/// `Into<StdError>` bound).
-pub(crate) type RpcFuture<Resp> = std::pin::Pin<
-    Box<
-        dyn Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>
-            + Send
-            + 'static,
-    >,
->;
-
 /// What [`OperationsClient::call`] needs to know about one RPC.
 pub(crate) struct Rpc {
-    method: &'static str,
+    method: &'static unary::Method,
     /// `key=<percent-encoded value>`, computed when the call is described, so that the
     /// request it was taken from can be moved into the call.
-    routing: Result<MetadataValue<tonic::metadata::Ascii>>,
+    routing: Result<HeaderValue>,
     retried: bool,
     timeout: Option<Duration>,
 }
 
 impl Rpc {
     /// An idempotent RPC, retried under the client's policy.
-    pub(crate) fn retried(method: &'static str, key: &'static str, value: &str) -> Self {
+    pub(crate) fn retried(method: &'static unary::Method, key: &'static str, value: &str) -> Self {
         Rpc {
             method,
             routing: routing_header(key, value),
@@ -497,7 +497,7 @@ impl Rpc {
     }
 
     /// An RPC sent once (it starts work, or it is a long wait).
-    pub(crate) fn once(method: &'static str, key: &'static str, value: &str) -> Self {
+    pub(crate) fn once(method: &'static unary::Method, key: &'static str, value: &str) -> Self {
         Rpc {
             retried: false,
             ..Self::retried(method, key, value)
@@ -520,35 +520,47 @@ fn deadline_exceeded(timeout: Duration) -> Status {
     }
 }
 
-/// `key=<percent-encoded value>`, as Google's clients send it.
-fn routing_header(key: &str, value: &str) -> Result<MetadataValue<tonic::metadata::Ascii>> {
+/// `key=<percent-encoded value>`, as Google's clients send it: RFC 3986's unreserved
+/// characters stay, every other byte of the UTF-8 becomes `%XX`.
+fn routing_header(key: &str, value: &str) -> Result<HeaderValue> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut encoded = Vec::with_capacity(key.len() + 1 + value.len() + value.len() / 2);
+    let escaped: usize = value
+        .bytes()
+        .map(|b| usize::from(!UNRESERVED[usize::from(b)]))
+        .sum();
+    let mut encoded = Vec::with_capacity(key.len() + 1 + value.len() + 2 * escaped);
     encoded.extend_from_slice(key.as_bytes());
     encoded.push(b'=');
-    // RFC 3986's unreserved characters stay, copied a run at a time; every other byte of
-    // the UTF-8 becomes %XX.
-    let unreserved = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    // Runs of unreserved characters are copied whole.
     let mut rest = value.as_bytes();
-    while !rest.is_empty() {
-        let run = rest
-            .iter()
-            .position(|b| !unreserved(b))
-            .unwrap_or(rest.len());
-        encoded.extend_from_slice(&rest[..run]);
-        if let Some(&byte) = rest.get(run) {
-            encoded.extend_from_slice(&[
-                b'%',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0x0f)],
-            ]);
+    while let Some(run) = rest.iter().position(|&b| !UNRESERVED[usize::from(b)]) {
+        let (unreserved, escape) = rest.split_at(run);
+        encoded.extend_from_slice(unreserved);
+        if let Some((&byte, after)) = escape.split_first() {
+            encoded.push(b'%');
+            encoded.push(HEX[usize::from(byte >> 4)]);
+            encoded.push(HEX[usize::from(byte & 0x0f)]);
+            rest = after;
         }
-        rest = rest.get(run + 1..).unwrap_or_default();
     }
-    // Percent-encoding leaves only visible ASCII, which is always a valid header value.
-    MetadataValue::try_from(encoded.as_slice())
+    encoded.extend_from_slice(rest);
+    // Exactly sized, so the bytes are handed over without a copy. Percent-encoding leaves
+    // only visible ASCII, which is always a valid header value.
+    HeaderValue::from_maybe_shared(prost::bytes::Bytes::from(encoded))
         .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
 }
+
+/// RFC 3986's unreserved characters, `A-Z a-z 0-9 - _ . ~`, by byte.
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+        byte += 1;
+    }
+    table
+};
 
 /// A `google.protobuf.Duration` from a std duration (saturating at the proto's range).
 pub(crate) fn proto_duration(duration: Duration) -> prost_types::Duration {

@@ -15,6 +15,7 @@
 //! | [`vision`] | Vision v1 clients that start operations and return typed handles |
 //! | `json` (feature `json`) | proto3 JSON as Google's REST API prints it, from the descriptor set |
 //! | [`proto`] | the generated code and the embedded descriptor set |
+//! | `unary` (internal) | one unary gRPC call: request frame out, response and status back |
 //! | `testing` (feature `testing`) | an in-process fake server for your tests |
 //!
 //! # Example
@@ -66,6 +67,7 @@ pub mod pool;
 pub mod proto;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod unary;
 pub mod vision;
 pub mod wait;
 

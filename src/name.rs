@@ -50,22 +50,51 @@ const FORMS: &str = "expected projects/P/locations/L/operations/ID, locations/L/
 impl OperationName {
     /// Parses and validates a full operation name.
     pub fn parse(name: &str) -> Result<Self> {
-        validate_text(name, "name")?;
-        // At most six segments are ever valid; read them without allocating.
+        // One pass over the bytes: the segments (at most six are ever valid, read without
+        // allocating), the first structural problem, and whether all is visible ASCII.
+        enum Problem {
+            EmptySegment,
+            TooManySegments,
+        }
         let mut segments = [""; 6];
         let mut count = 0;
-        for segment in name.split('/') {
-            if segment.is_empty() {
+        let mut problem = None;
+        let mut start = 0;
+        let bytes = name.as_bytes();
+        // Not short-circuiting, so that it runs many bytes at a time.
+        let graphic =
+            !name.is_empty() && bytes.iter().fold(true, |all, b| all & b.is_ascii_graphic());
+        let slashes = bytes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &b)| (b == b'/').then_some(i));
+        for end in slashes.chain(std::iter::once(bytes.len())) {
+            // `/` is ASCII, so these are character boundaries.
+            let segment = name.get(start..end).unwrap_or_default();
+            start = end + 1;
+            match segments.get_mut(count) {
+                _ if segment.is_empty() => problem = Some(Problem::EmptySegment),
+                Some(slot) => {
+                    *slot = segment;
+                    count += 1;
+                    continue;
+                }
+                None => problem = Some(Problem::TooManySegments),
+            }
+            break;
+        }
+        if !graphic {
+            validate_text(name, "name")?;
+        }
+        match problem {
+            Some(Problem::EmptySegment) => {
                 return Err(Error::invalid_name(
                     name,
                     format!("it has an empty path segment; {FORMS}"),
                 ));
             }
-            if count == segments.len() {
-                return Err(Error::invalid_name(name, FORMS));
-            }
-            segments[count] = segment;
-            count += 1;
+            Some(Problem::TooManySegments) => return Err(Error::invalid_name(name, FORMS)),
+            None => {}
         }
         let layout = match &segments[..count] {
             ["operations", _] => Layout::Global,

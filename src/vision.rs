@@ -15,12 +15,10 @@
 use prost::Name;
 use prost_types::Any;
 
-use crate::client::{GrpcService, OperationsClient, RawOperation, Rpc, RpcFuture};
+use crate::client::{OperationsClient, RawOperation, Rpc};
 use crate::error::{Error, Part, Result};
 use crate::operation::{Operation, OperationResponse, is_type, unpack};
 pub use crate::proto::vision as pb;
-use crate::proto::vision::image_annotator_client::ImageAnnotatorClient as ImageAnnotatorGrpc;
-use crate::proto::vision::product_search_client::ProductSearchClient as ProductSearchGrpc;
 
 /// The state of a Vision batch operation (`BatchOperationMetadata.state`).
 pub use crate::proto::vision::batch_operation_metadata::State as BatchState;
@@ -113,15 +111,29 @@ impl<R, M> Operation<R, M> {
     }
 }
 
+/// The Vision RPCs that start operations.
+pub(crate) mod methods {
+    use crate::unary::Method;
+
+    const PRODUCT_SEARCH: &str = "google.cloud.vision.v1.ProductSearch";
+    const IMAGE_ANNOTATOR: &str = "google.cloud.vision.v1.ImageAnnotator";
+    pub(crate) static IMPORT_PRODUCT_SETS: Method =
+        Method::new(PRODUCT_SEARCH, "ImportProductSets");
+    pub(crate) static PURGE_PRODUCTS: Method = Method::new(PRODUCT_SEARCH, "PurgeProducts");
+    pub(crate) static ASYNC_BATCH_ANNOTATE_FILES: Method =
+        Method::new(IMAGE_ANNOTATOR, "AsyncBatchAnnotateFiles");
+    pub(crate) static ASYNC_BATCH_ANNOTATE_IMAGES: Method =
+        Method::new(IMAGE_ANNOTATOR, "AsyncBatchAnnotateImages");
+}
+
 /// Sends a start call once (a retry could start the work twice), with the `parent` routing
 /// header, and wraps the operation it returns in a typed handle.
-async fn start<Req: Clone, R, M>(
+async fn start<Req: prost::Message, R, M>(
     operations: &OperationsClient,
     rpc: Rpc,
-    request: Req,
-    send: impl Fn(GrpcService, tonic::Request<Req>) -> RpcFuture<RawOperation>,
+    request: &Req,
 ) -> Result<Operation<R, M>> {
-    let raw = operations.call(rpc, request, send).await?;
+    let raw: RawOperation = operations.call(rpc, request).await?;
     Ok(Operation::from_raw(operations.clone(), raw))
 }
 
@@ -152,15 +164,8 @@ impl ProductSearch {
     ) -> Result<ImportProductSetsOperation> {
         start(
             &self.operations,
-            Rpc::once("ImportProductSets", "parent", &request.parent),
-            request,
-            |service, request| {
-                Box::pin(async move {
-                    ProductSearchGrpc::new(service)
-                        .import_product_sets(request)
-                        .await
-                })
-            },
+            Rpc::once(&methods::IMPORT_PRODUCT_SETS, "parent", &request.parent),
+            &request,
         )
         .await
     }
@@ -173,15 +178,8 @@ impl ProductSearch {
     ) -> Result<PurgeProductsOperation> {
         start(
             &self.operations,
-            Rpc::once("PurgeProducts", "parent", &request.parent),
-            request,
-            |service, request| {
-                Box::pin(async move {
-                    ProductSearchGrpc::new(service)
-                        .purge_products(request)
-                        .await
-                })
-            },
+            Rpc::once(&methods::PURGE_PRODUCTS, "parent", &request.parent),
+            &request,
         )
         .await
     }
@@ -213,15 +211,12 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateFilesOperation> {
         start(
             &self.operations,
-            Rpc::once("AsyncBatchAnnotateFiles", "parent", &request.parent),
-            request,
-            |service, request| {
-                Box::pin(async move {
-                    ImageAnnotatorGrpc::new(service)
-                        .async_batch_annotate_files(request)
-                        .await
-                })
-            },
+            Rpc::once(
+                &methods::ASYNC_BATCH_ANNOTATE_FILES,
+                "parent",
+                &request.parent,
+            ),
+            &request,
         )
         .await
     }
@@ -233,15 +228,12 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateImagesOperation> {
         start(
             &self.operations,
-            Rpc::once("AsyncBatchAnnotateImages", "parent", &request.parent),
-            request,
-            |service, request| {
-                Box::pin(async move {
-                    ImageAnnotatorGrpc::new(service)
-                        .async_batch_annotate_images(request)
-                        .await
-                })
-            },
+            Rpc::once(
+                &methods::ASYNC_BATCH_ANNOTATE_IMAGES,
+                "parent",
+                &request.parent,
+            ),
+            &request,
         )
         .await
     }

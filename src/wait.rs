@@ -223,7 +223,7 @@ impl Waiter {
     pub(crate) async fn next_snapshot(&mut self) -> Result<()> {
         loop {
             let mut step = self.choose_step().await?;
-            let support = self.client.wait_support.clone();
+            let support = self.client.wait_support().clone();
             // Held across the call: if this wait is dropped mid-probe, or polls this round
             // instead, the next wait probes again.
             let _probe =
@@ -258,7 +258,7 @@ impl Waiter {
 
     /// Decides the next RPC, probing WaitOperation support once per client in `Auto`.
     async fn choose_step(&self) -> Result<Step> {
-        let support = &self.client.wait_support;
+        let support = self.client.wait_support();
         if self.poll_next {
             return Ok(Step::Poll);
         }
@@ -309,7 +309,7 @@ impl Waiter {
     async fn admit_long_call(&self) -> Result<Option<Vec<OwnedSemaphorePermit>>> {
         let queue = self.options.strategy == WaitStrategy::Wait;
         let mut semaphores = Vec::new();
-        if let Some(slots) = &self.client.long_call_slots {
+        if let Some(slots) = self.client.long_call_slots() {
             semaphores.push(slots.clone());
         }
         if let Some(budget) = &self.budget {

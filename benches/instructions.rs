@@ -6,8 +6,9 @@
 //! call, client and server together, with start-up cancelled out.
 //!
 //! - `bare`: the tonic-generated client, no extra headers.
-//! - `headers`: the tonic-generated client sending what `OperationsClient` sends: routing
-//!   header, `grpc-timeout`, `authorization` (never indexed), `x-goog-api-client`.
+//! - `headers`: the tonic-generated client sending the headers `OperationsClient` sends
+//!   with a GetOperation: routing header, `authorization` (never indexed),
+//!   `x-goog-api-client`.
 //! - `ours`: `OperationsClient` with the auth layer (static token), then typed metadata
 //!   decode into `BatchOperationMetadata`.
 
@@ -98,7 +99,6 @@ fn run(variant: &str, calls: usize) {
                 "headers" => {
                     let mut request =
                         tonic::Request::new(GetOperationRequest { name: NAME.into() });
-                    request.set_timeout(std::time::Duration::from_secs(10));
                     let metadata = request.metadata_mut();
                     let routing = "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fop1";
                     metadata.insert("x-goog-request-params", routing.parse().expect("ascii"));

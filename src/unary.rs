@@ -131,8 +131,7 @@ pub(crate) async fn call<Resp: Message + Default>(
     headers: HeaderMap,
     request: Frame,
 ) -> Result<Resp, Status> {
-    let mut http_request =
-        http::Request::new(tonic::body::Body::new(http_body_util::Full::new(request.0)));
+    let mut http_request = http::Request::new(tonic::body::Body::new(RequestBody(Some(request.0))));
     *http_request.method_mut() = http::Method::POST;
     *http_request.version_mut() = http::Version::HTTP_2;
     *http_request.uri_mut() = method.path();
@@ -140,6 +139,27 @@ pub(crate) async fn call<Resp: Message + Default>(
     let ready = service.ready().await.map_err(Status::from_error)?;
     let response = ready.call(http_request).await.map_err(Status::from_error)?;
     read_response(response).await
+}
+
+/// The request body: one frame, of a size it does not announce. (An exact size would make
+/// hyper add a `content-length` header, which gRPC does not use, and which costs both ends
+/// of every call a header.)
+struct RequestBody(Option<Bytes>);
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|data| Ok(http_body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
 }
 
 /// Reads a response to its end: headers, the one message, trailers.

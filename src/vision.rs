@@ -127,13 +127,13 @@ pub(crate) mod methods {
 }
 
 /// Sends a start call once (a retry could start the work twice), with the `parent` routing
-/// header, and wraps the operation it returns in a typed handle.
+/// header and the deadline, and wraps the operation it returns in a typed handle.
 async fn start<Req: prost::Message, R, M>(
     operations: &OperationsClient,
     rpc: Rpc,
     request: &Req,
 ) -> Result<Operation<R, M>> {
-    let raw: RawOperation = operations.call(rpc, request).await?;
+    let raw: RawOperation = operations.call(rpc.sending_deadline(), request).await?;
     Ok(Operation::from_raw(operations.clone(), raw))
 }
 

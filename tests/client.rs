@@ -396,3 +396,60 @@ async fn routing_values_are_percent_encoded_byte_by_byte() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn long_names_are_encoded_whole() {
+    let fake = FakeServer::start().await.unwrap();
+    // Long enough that the encoder leaves its stack buffer.
+    let id = "é".repeat(100);
+    let name = format!("projects/p/locations/l/operations/{id}");
+    fake.insert_running(&name);
+    fake.client().get(&name).await.unwrap();
+    let expected = format!(
+        "name=projects%2Fp%2Flocations%2Fl%2Foperations%2F{}",
+        "%C3%A9".repeat(100)
+    );
+    assert_eq!(
+        fake.requests()[0].headers["x-goog-request-params"],
+        expected
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_calls_that_start_work_or_wait_send_their_deadline() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = fake.client();
+    client.get(OP).await.unwrap();
+    client.wait(OP, Duration::from_millis(1)).await.unwrap();
+    let search = longrunning::vision::ProductSearch::new(client.clone());
+    search
+        .purge_products(longrunning::vision::pb::PurgeProductsRequest {
+            parent: "projects/p1/locations/us-west1".into(),
+            target: Some(
+                longrunning::vision::pb::purge_products_request::Target::DeleteOrphanProducts(true),
+            ),
+            force: true,
+        })
+        .await
+        .unwrap();
+    let requests = fake.requests();
+    let timeouts: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            let timeout = r.headers.get("grpc-timeout");
+            (
+                r.method,
+                timeout.and_then(|v| v.to_str().ok()).map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(timeouts[0], (FakeMethod::GetOperation, None));
+    assert_eq!(timeouts[1].0, FakeMethod::WaitOperation);
+    // The wait's own timeout plus the per-call margin: 10.001 s.
+    assert_eq!(timeouts[1].1.as_deref(), Some("10001000u"));
+    assert_eq!(timeouts[2].0, FakeMethod::PurgeProducts);
+    assert_eq!(timeouts[2].1.as_deref(), Some("10000000u"));
+    fake.shutdown().await;
+}

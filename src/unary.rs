@@ -369,6 +369,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a server sends, in whatever chunks: a message or a typed status,
+        /// never a panic.
+        #[test]
+        fn arbitrary_response_bodies_decode_or_fail_cleanly(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            cuts in proptest::collection::vec(0usize..256, 0..4),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([body.len()]) {
+                chunks.push(&body[start..cut]);
+                start = cut;
+            }
+            let _ = received(&chunks).and_then(Received::decode::<pb::Operation>);
+        }
+
+        /// A framed operation decodes to itself however its bytes are chunked.
+        #[test]
+        fn framed_operations_round_trip(
+            name in "[ -~]{0,40}",
+            done in proptest::prelude::any::<bool>(),
+            split in 0usize..64,
+        ) {
+            let op = pb::Operation { name, done, ..Default::default() };
+            let bytes = framed(&op);
+            let (a, b) = bytes.split_at(split.min(bytes.len()));
+            let decoded = received(&[a, b]).and_then(Received::decode::<pb::Operation>);
+            proptest::prop_assert_eq!(decoded.ok(), Some(op));
+        }
+    }
+
     #[test]
     fn an_empty_message_is_five_bytes() {
         assert_eq!(framed(&()), vec![0, 0, 0, 0, 0]);

@@ -1,9 +1,10 @@
 //! [`OperationsClient`]: the five `google.longrunning.Operations` RPCs over one channel.
 //!
 //! Every call sends the routing header `x-goog-request-params: name=<percent-encoded name>`,
-//! runs under a per-call timeout, and (for Get, List, Cancel and Delete) retries the codes of
-//! its [`RetryPolicy`] with jittered exponential backoff, as Google's own clients do.
-//! WaitOperation is never retried here: it is the waiter's building block.
+//! runs under a per-call deadline that the client enforces (and sends as `grpc-timeout` on
+//! WaitOperation and on calls that start work), and (for Get, List, Cancel and Delete)
+//! retries the codes of its [`RetryPolicy`] with jittered exponential backoff, as Google's
+//! own clients do. WaitOperation is never retried here: it is the waiter's building block.
 
 use std::future::Future;
 use std::sync::Arc;

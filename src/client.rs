@@ -422,12 +422,14 @@ impl OperationsClient {
                 headers.insert(GRPC_TIMEOUT, grpc_timeout.clone());
             }
             let deadline = tokio::time::Instant::now() + timeout;
-            let sent = unary::call(
+            // On the heap while in flight: a waiter holds thousands of these futures, most
+            // of them between calls, and then they are small.
+            let sent = Box::pin(unary::call(
                 self.shared.service.clone(),
                 rpc.method,
                 headers,
                 frame.clone(),
-            );
+            ));
             let answer = tokio::time::timeout_at(deadline, sent).await;
             let mut token_rejected = false;
             let status = match answer {

@@ -132,13 +132,18 @@ pub(crate) async fn call<Resp: Message + Default>(
     headers: HeaderMap,
     request: Frame,
 ) -> Result<Resp, Status> {
+    // The request is built only once the channel is ready, so that the future does not
+    // carry it across that wait (a waiter holds thousands of these futures).
+    service.ready().await.map_err(Status::from_error)?;
     let mut http_request = http::Request::new(tonic::body::Body::new(RequestBody(Some(request.0))));
     *http_request.method_mut() = http::Method::POST;
     *http_request.version_mut() = http::Version::HTTP_2;
     *http_request.uri_mut() = method.path();
     *http_request.headers_mut() = headers;
-    let ready = service.ready().await.map_err(Status::from_error)?;
-    let response = ready.call(http_request).await.map_err(Status::from_error)?;
+    let response = service
+        .call(http_request)
+        .await
+        .map_err(Status::from_error)?;
     read_response(response).await
 }
 
@@ -167,12 +172,16 @@ impl http_body::Body for RequestBody {
 async fn read_response<Resp: Message + Default>(
     response: http::Response<tonic::body::Body>,
 ) -> Result<Resp, Status> {
-    let (parts, mut body) = response.into_parts();
-    // A trailers-only response: the status is all there is.
-    if let Some(status) = final_status(&parts.headers) {
-        status?;
-        return Err(Status::internal("missing response message"));
-    }
+    // Only the HTTP status is kept from the head (the future stays small).
+    let (http_status, mut body) = {
+        let (parts, body) = response.into_parts();
+        // A trailers-only response: the status is all there is.
+        if let Some(status) = final_status(&parts.headers) {
+            status?;
+            return Err(Status::internal("missing response message"));
+        }
+        (parts.status, body)
+    };
     let mut message = Received::default();
     let mut trailers = None;
     while let Some(frame) = body.frame().await {
@@ -184,7 +193,7 @@ async fn read_response<Resp: Message + Default>(
     }
     match trailers.as_ref().and_then(final_status) {
         Some(status) => status?,
-        None => return Err(status_from_http(parts.status)),
+        None => return Err(status_from_http(http_status)),
     }
     message.decode()
 }

@@ -12,17 +12,15 @@
 //! - `ours`: `OperationsClient` with the auth layer (static token), then typed metadata
 //!   decode into `BatchOperationMetadata`.
 
+mod support;
+
 use std::hint::black_box;
 use std::process::Command;
 
-use longrunning::OperationsClient;
-use longrunning::auth::{AuthLayer, StaticToken};
 use longrunning::proto::longrunning::GetOperationRequest;
-use longrunning::proto::longrunning::operations_client::OperationsClient as BareClient;
-use longrunning::testing::FakeServer;
 use longrunning::vision::ImportProductSetsOperation;
 
-const NAME: &str = "projects/p/locations/us-west1/operations/op1";
+const NAME: &str = support::OVERHEAD_OP;
 const VARIANTS: [&str; 3] = ["bare", "headers", "ours"];
 
 fn main() {
@@ -77,19 +75,7 @@ fn run(variant: &str, calls: usize) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let fake = FakeServer::builder()
-            .record_requests(false)
-            .start()
-            .await
-            .expect("fake");
-        fake.insert_running(NAME);
-        let channel = fake.channel();
-        let mut bare = BareClient::new(channel.clone());
-        let ours = OperationsClient::from_service(
-            tower::ServiceBuilder::new()
-                .layer(AuthLayer::new(StaticToken::new("ya29.benchmark-token")))
-                .service(channel),
-        );
+        let (fake, mut bare, ours) = support::overhead_pair().await;
         for _ in 0..calls {
             match variant {
                 "bare" => {

@@ -13,17 +13,15 @@ mod support;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use longrunning::auth::{AuthLayer, StaticToken};
 use longrunning::proto::longrunning::GetOperationRequest;
 use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::proto::longrunning::operations_client::OperationsClient as BareClient;
 use longrunning::proto::rpc;
-use longrunning::testing::FakeServer;
 use longrunning::vision::{ImportProductSetsOperation, pb};
 use longrunning::{OperationsClient, RawOperation};
 use prost::{Message, Name};
 
-const NAME: &str = "projects/p/locations/us-west1/operations/op1";
+const NAME: &str = support::OVERHEAD_OP;
 
 fn main() {
     if std::env::var_os(support::SERVE_ENV).is_some() {
@@ -42,18 +40,7 @@ fn round_trips() {
         .build()
         .expect("runtime");
     let (bare_times, ours_times) = runtime.block_on(async {
-        let fake = FakeServer::builder()
-            .record_requests(false)
-            .start()
-            .await
-            .expect("fake");
-        fake.insert_running(NAME);
-        let channel = fake.channel();
-        let mut bare = BareClient::new(channel.clone());
-        let layered = tower::ServiceBuilder::new()
-            .layer(AuthLayer::new(StaticToken::new("ya29.benchmark-token")))
-            .service(channel);
-        let ours = OperationsClient::from_service(layered);
+        let (fake, mut bare, ours) = support::overhead_pair().await;
 
         async fn bare_batch(client: &mut BareClient<tonic::transport::Channel>) -> Duration {
             let start = Instant::now();

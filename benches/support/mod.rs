@@ -158,3 +158,32 @@ pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) 
     let at = |q: f64| values[((values.len() as f64 - 1.0) * q).round() as usize];
     (at(0.5), at(0.99), at(1.0))
 }
+
+/// The operation the overhead benchmarks fetch.
+pub const OVERHEAD_OP: &str = "projects/p/locations/us-west1/operations/op1";
+
+/// What both overhead benchmarks compare, on one channel to one in-process fake that holds
+/// [`OVERHEAD_OP`]: the bare tonic-generated client, and `OperationsClient` behind the auth
+/// layer with a static token.
+pub async fn overhead_pair() -> (
+    FakeServer,
+    longrunning::proto::longrunning::operations_client::OperationsClient<tonic::transport::Channel>,
+    longrunning::OperationsClient,
+) {
+    use longrunning::auth::{AuthLayer, StaticToken};
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .expect("fake");
+    fake.insert_running(OVERHEAD_OP);
+    let channel = fake.channel();
+    let bare =
+        longrunning::proto::longrunning::operations_client::OperationsClient::new(channel.clone());
+    let ours = longrunning::OperationsClient::from_service(
+        tower::ServiceBuilder::new()
+            .layer(AuthLayer::new(StaticToken::new("ya29.benchmark-token")))
+            .service(channel),
+    );
+    (fake, bare, ours)
+}

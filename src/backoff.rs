@@ -1,22 +1,48 @@
-//! Exponential backoff with jitter, shared by RPC retries and polling.
+//! Exponential backoff with jitter from an injectable, seedable source; shared by RPC
+//! retries and polling.
 
 use std::time::Duration;
 
-/// An exponential backoff schedule: `initial`, then × `multiplier` each step, capped at `max`.
-///
-/// Each delay handed out is jittered to a uniformly random value within
-/// [50 %, 100 %] of the computed one, so many clients that started together spread out.
+/// Where the randomness of jitter comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Jitter {
+    /// Each delay is uniformly random within [50 %, 100 %] of the computed one, from a
+    /// fresh random seed per schedule (the default: many clients that started together
+    /// spread out).
+    #[default]
+    Random,
+    /// The same, from this seed: the same seed gives the same delays (for tests).
+    Seeded(u64),
+    /// No jitter: every delay is the computed one.
+    Off,
+}
+
+impl Jitter {
+    fn rng(self) -> Option<fastrand::Rng> {
+        match self {
+            Jitter::Random => Some(fastrand::Rng::new()),
+            Jitter::Seeded(seed) => Some(fastrand::Rng::with_seed(seed)),
+            Jitter::Off => None,
+        }
+    }
+}
+
+/// An exponential backoff schedule: `initial`, then × `multiplier` each step, capped at
+/// `max`, each delay jittered as [`Jitter`] says.
 ///
 /// ```
 /// use std::time::Duration;
-/// use longrunning::Backoff;
+/// use longrunning::backoff::{Backoff, Jitter};
 ///
 /// let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5);
 /// let computed: Vec<_> = backoff.computed_delays().take(4).collect();
 /// assert_eq!(computed, [1000, 1500, 2250, 3375].map(Duration::from_millis));
-/// let mut delays = backoff.delays();
-/// let first = delays.next().unwrap();
-/// assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+///
+/// // Seeded jitter gives the same delays every time.
+/// let seeded = backoff.with_jitter(Jitter::Seeded(7));
+/// let a: Vec<_> = seeded.delays().take(5).collect();
+/// let b: Vec<_> = seeded.delays().take(5).collect();
+/// assert_eq!(a, b);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -26,16 +52,25 @@ pub struct Backoff {
     pub max: Duration,
     /// The growth factor per step (values below 1 are treated as 1).
     pub multiplier: f64,
+    /// Where the jitter comes from (default [`Jitter::Random`]).
+    pub jitter: Jitter,
 }
 
 impl Backoff {
-    /// A schedule from its three parameters.
+    /// A schedule from its three parameters, with random jitter.
     pub const fn new(initial: Duration, max: Duration, multiplier: f64) -> Self {
         Backoff {
             initial,
             max,
             multiplier,
+            jitter: Jitter::Random,
         }
+    }
+
+    /// The same schedule with another jitter source.
+    pub const fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// The delays before jitter: `initial`, `initial × multiplier`, … capped at `max`. Endless.
@@ -44,6 +79,12 @@ impl Backoff {
         std::iter::successors(Some(self.first()), move |previous| {
             Some(backoff.after(*previous))
         })
+    }
+
+    /// The jittered delays. Endless.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        let mut schedule = Schedule::new(*self);
+        std::iter::repeat_with(move || schedule.next_delay())
     }
 
     fn first(&self) -> Duration {
@@ -61,18 +102,15 @@ impl Backoff {
             .unwrap_or(self.max)
             .min(self.max)
     }
-
-    /// The jittered delays: each in [50 %, 100 %] of the computed one. Endless.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        self.computed_delays().map(jitter)
-    }
 }
 
-/// A position in a [`Backoff`] schedule, for loops that sleep between attempts.
+/// A position in a [`Backoff`] schedule, with its own jitter source, for loops that sleep
+/// between attempts.
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule {
     backoff: Backoff,
     next: Duration,
+    rng: Option<fastrand::Rng>,
 }
 
 impl Schedule {
@@ -80,6 +118,7 @@ impl Schedule {
         Schedule {
             backoff,
             next: backoff.first(),
+            rng: backoff.jitter.rng(),
         }
     }
 
@@ -87,14 +126,17 @@ impl Schedule {
     pub(crate) fn next_delay(&mut self) -> Duration {
         let computed = self.next;
         self.next = self.backoff.after(computed);
-        jitter(computed)
+        match &mut self.rng {
+            // The factor is within [0.5, 1]: the product never exceeds `computed`.
+            Some(rng) => computed.mul_f64(0.5 + rng.f64() * 0.5),
+            None => computed,
+        }
     }
-}
 
-/// A uniformly random duration within [50 %, 100 %] of `delay`.
-pub(crate) fn jitter(delay: Duration) -> Duration {
-    // The factor is within [0.5, 1], so the product never exceeds `delay` and cannot overflow.
-    delay.mul_f64(0.5 + fastrand::f64() * 0.5)
+    /// Back to the first step (after a success).
+    pub(crate) fn reset(&mut self) {
+        self.next = self.backoff.first();
+    }
 }
 
 #[cfg(test)]
@@ -112,44 +154,51 @@ mod tests {
     }
 
     #[test]
-    fn jittered_delays_stay_within_half_and_all_of_the_computed_one() {
-        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5);
-        let mut below_three_quarters = false;
-        for _ in 0..200 {
-            for (jittered, computed) in backoff.delays().zip(backoff.computed_delays()).take(12) {
-                assert!(
-                    jittered >= computed / 2 && jittered <= computed,
-                    "{jittered:?} vs {computed:?}"
-                );
-                below_three_quarters |= jittered < computed.mul_f64(0.75);
-            }
+    fn seeded_jitter_gives_exact_delays_within_half_and_all_of_the_computed_one() {
+        let backoff = Backoff::new(MS(1000), MS(30_000), 1.5).with_jitter(Jitter::Seeded(42));
+        let first: Vec<_> = backoff.delays().take(12).collect();
+        assert_eq!(first, backoff.delays().take(12).collect::<Vec<_>>());
+        let mut spread = false;
+        for (jittered, computed) in first.iter().zip(backoff.computed_delays()) {
+            assert!(*jittered >= computed / 2 && *jittered <= computed);
+            spread |= *jittered < computed.mul_f64(0.75);
         }
-        assert!(below_three_quarters, "jitter never spread the delays");
+        assert!(spread, "jitter never spread the delays: {first:?}");
+        let other: Vec<_> = backoff
+            .with_jitter(Jitter::Seeded(43))
+            .delays()
+            .take(12)
+            .collect();
+        assert_ne!(first, other);
     }
 
     #[test]
-    fn a_schedule_hands_out_the_same_steps_as_the_iterator() {
-        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5);
+    fn no_jitter_gives_the_computed_delays_and_reset_starts_over() {
+        let backoff = Backoff::new(MS(100), MS(1000), 2.0).with_jitter(Jitter::Off);
         let mut schedule = Schedule::new(backoff);
-        for computed in backoff.computed_delays().take(15) {
-            let delay = schedule.next_delay();
-            assert!(
-                delay >= computed / 2 && delay <= computed,
-                "{delay:?} vs {computed:?}"
-            );
-        }
+        let taken: Vec<_> = (0..3).map(|_| schedule.next_delay()).collect();
+        assert_eq!(taken, [MS(100), MS(200), MS(400)]);
+        schedule.reset();
+        assert_eq!(schedule.next_delay(), MS(100));
     }
 
     #[test]
     fn bad_multipliers_and_huge_caps_never_panic() {
-        for multiplier in [0.0, -3.0, f64::NAN, f64::INFINITY, 1e308] {
+        let second = |multiplier: f64| {
             let backoff = Backoff::new(Duration::from_secs(1), Duration::MAX, multiplier);
-            let last = backoff.delays().take(2000).last().unwrap();
-            assert!(last <= Duration::MAX);
+            // Jittered delays of every size are computed without panicking.
+            assert_eq!(backoff.delays().take(2000).count(), 2000);
+            backoff.computed_delays().nth(1).unwrap()
+        };
+        for flat in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(second(flat), Duration::from_secs(1), "{flat}");
         }
-        let flat = Backoff::new(MS(300), MS(200), 0.5);
+        for huge in [1e308, f64::MAX] {
+            assert_eq!(second(huge), Duration::MAX, "{huge}");
+        }
+        let capped = Backoff::new(MS(300), MS(200), 0.5);
         assert_eq!(
-            flat.computed_delays().take(3).collect::<Vec<_>>(),
+            capped.computed_delays().take(3).collect::<Vec<_>>(),
             [MS(200); 3]
         );
     }

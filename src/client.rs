@@ -1,91 +1,38 @@
-//! [`OperationsClient`]: the five `google.longrunning.Operations` RPCs over one channel.
+//! [`OperationsClient`]: the five `google.longrunning.Operations` RPCs, and start calls of
+//! any API, on tonic's client.
 //!
-//! Every call sends the routing header `x-goog-request-params: name=<percent-encoded name>`,
-//! runs under a per-call deadline that the client enforces (and sends as `grpc-timeout` on
-//! WaitOperation and on calls that start work), and (for Get, List, Cancel and Delete)
-//! retries the codes of its [`RetryPolicy`] with jittered exponential backoff, as Google's
-//! own clients do. WaitOperation is never retried here: it is the waiter's building block.
+//! Every call goes through `tonic::client::Grpc` with the generated prost codec, the way the
+//! generated clients call, over the crate's [`Transport`]. Each sends the routing header
+//! `x-goog-request-params`, runs under a per-call deadline that the client enforces (and
+//! sends as `grpc-timeout` on WaitOperation and on calls that start work), and retries as
+//! its [`RetryPolicy`] decides ([`crate::transport::retry`]). WaitOperation is never retried
+//! here: it is the waiter's building block.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
-use http::{HeaderName, HeaderValue};
-use tonic::transport::Channel;
+use http::uri::PathAndQuery;
+use tokio::sync::Semaphore;
+use tonic::metadata::{AsciiMetadataValue, MetadataKey};
 
-use crate::backoff::Backoff;
-use crate::error::{Code, Error, Result, Status};
+use crate::backoff::Schedule;
+use crate::error::{Error, Result};
+use crate::latch::Latch;
 use crate::name::{OperationName, validate_text};
 use crate::proto::longrunning as pb;
-use crate::unary;
+use crate::rpc::{Method, method_name};
+use crate::status::{Code, Status};
+use crate::transport::fault::{Fault, FaultKind};
+use crate::transport::guard::GuardLayer;
+use crate::transport::retry::{Attempt, Verdict, decide};
+use crate::transport::{ChannelPool, RetryPolicy, Transport};
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
 
-/// The type-erased transport every call of this crate runs on: a tonic [`Channel`], a
-/// [`ChannelPool`](crate::pool::ChannelPool), possibly wrapped in tower middleware (such as
-/// an auth layer).
-pub(crate) type GrpcService = tower::util::BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    tower::BoxError,
->;
-
 /// The routing header Google's front ends use to route a request by resource name.
 pub const ROUTING_HEADER: &str = "x-goog-request-params";
-
-const ROUTING: HeaderName = HeaderName::from_static(ROUTING_HEADER);
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-
-/// The `google.longrunning.Operations` RPCs.
-pub(crate) mod methods {
-    use crate::unary::Method;
-
-    const SERVICE: &str = "google.longrunning.Operations";
-    pub(crate) static GET_OPERATION: Method = Method::new(SERVICE, "GetOperation");
-    pub(crate) static LIST_OPERATIONS: Method = Method::new(SERVICE, "ListOperations");
-    pub(crate) static CANCEL_OPERATION: Method = Method::new(SERVICE, "CancelOperation");
-    pub(crate) static DELETE_OPERATION: Method = Method::new(SERVICE, "DeleteOperation");
-    pub(crate) static WAIT_OPERATION: Method = Method::new(SERVICE, "WaitOperation");
-}
-
-/// How RPCs other than WaitOperation are timed out and retried.
-///
-/// The default is Google's service config for `google.longrunning.Operations`: a 10 s
-/// per-call timeout, 5 attempts, and backoff from 0.5 s to 10 s, ×2, retrying only
-/// `UNAVAILABLE`.
-///
-/// ```
-/// use std::time::Duration;
-/// use longrunning::RetryPolicy;
-///
-/// let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
-/// assert_eq!(policy.per_call_timeout, Duration::from_secs(10));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 disables retries).
-    pub max_attempts: u32,
-    /// The delays between attempts. A `google.rpc.RetryInfo` detail overrides one.
-    pub backoff: Backoff,
-    /// The deadline of each attempt. The client enforces it and resets the stream when it
-    /// passes; calls that start work, and WaitOperation, also send it as `grpc-timeout`.
-    pub per_call_timeout: Duration,
-    /// The codes that are retried.
-    pub retry_codes: Vec<Code>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(10), 2.0),
-            per_call_timeout: Duration::from_secs(10),
-            retry_codes: vec![Code::Unavailable],
-        }
-    }
-}
 
 /// Options of one ListOperations call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,10 +54,55 @@ pub struct OperationsPage {
     pub next_page_token: Option<String>,
 }
 
-/// A client of `google.longrunning.Operations`. Cheap to clone; clones share the channel.
+/// A call that starts an operation, for any API: its path, its routing parameters and its
+/// retry policy. The request must answer with a `google.longrunning.Operation`.
+///
+/// ```
+/// use longrunning::client::StartCall;
+/// use longrunning::RetryPolicy;
+///
+/// let call = StartCall::new("/google.cloud.speech.v1.Speech/LongRunningRecognize")
+///     .retry_policy(RetryPolicy::no_retries(std::time::Duration::from_secs(60)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct StartCall {
+    path: &'static str,
+    routing: Vec<(&'static str, String)>,
+    policy: Option<RetryPolicy>,
+}
+
+impl StartCall {
+    /// A start call of the RPC at `path` (`/package.Service/Method`). By default it is sent
+    /// once (plus the retries of a request that never reached the server) with a 60 s
+    /// deadline.
+    pub fn new(path: &'static str) -> Self {
+        StartCall {
+            path,
+            routing: Vec::new(),
+            policy: None,
+        }
+    }
+
+    /// Adds a routing parameter (`x-goog-request-params`), e.g. `("parent", "projects/p")`.
+    /// Empty values are left out, as Google's clients do.
+    pub fn route(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        if !value.is_empty() {
+            self.routing.push((key, value));
+        }
+        self
+    }
+
+    /// The retry policy (timeouts and retried codes) of this call.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+/// A client of `google.longrunning.Operations`. Cheap to clone; clones share the transport.
 ///
 /// ```no_run
-/// use std::time::Duration;
 /// use longrunning::OperationsClient;
 ///
 /// # async fn run() -> longrunning::Result<()> {
@@ -121,35 +113,20 @@ pub struct OperationsPage {
 /// ```
 #[derive(Clone)]
 pub struct OperationsClient {
-    /// Behind one `Arc`, so that a clone (every [`Operation`](crate::Operation) handle holds
-    /// one) costs one reference count.
+    /// Behind one `Arc`, so that a clone (every operation handle holds one) costs one
+    /// reference count.
     shared: Arc<Shared>,
 }
 
 #[derive(Clone)]
 struct Shared {
-    service: GrpcService,
+    grpc: tonic::client::Grpc<StatusErrors>,
     policy: RetryPolicy,
-    /// `policy.per_call_timeout` in `grpc-timeout` form, made once.
-    grpc_timeout: HeaderValue,
-    /// What this client has learnt about the server's WaitOperation, shared by its clones
-    /// and by clients made from it with another retry policy.
-    wait_support: Arc<tokio::sync::watch::Sender<WaitSupport>>,
-    /// On a [`ChannelPool`](crate::pool::ChannelPool): the slots WaitOperation calls take.
-    long_call_slots: Option<Arc<tokio::sync::Semaphore>>,
-}
-
-/// Whether the server implements WaitOperation, as far as a client knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WaitSupport {
-    /// Not asked yet.
-    Unknown,
-    /// One wait is asking now.
-    Probing,
-    /// A WaitOperation call succeeded.
-    Supported,
-    /// WaitOperation answered UNIMPLEMENTED.
-    Unsupported,
+    /// On a [`ChannelPool`]: the slots WaitOperation calls take.
+    long_call_slots: Option<Arc<Semaphore>>,
+    /// Whether the server implements WaitOperation, learnt once per client and shared by
+    /// its clones ([`crate::wait`] reads and settles it).
+    wait_support: Arc<Latch>,
 }
 
 impl std::fmt::Debug for OperationsClient {
@@ -163,65 +140,75 @@ impl std::fmt::Debug for OperationsClient {
 impl OperationsClient {
     /// Connects to `endpoint` (`https://…`, or `http://…` for an emulator) without
     /// credentials. For tokens, a quota project or extra CAs use
-    /// [`Connector`](crate::connect::Connector).
+    /// [`Connector`](crate::transport::Connector).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
-        crate::connect::Connector::new()
+        crate::transport::Connector::new()
             .endpoint(endpoint)
             .connect()
             .await
     }
 
-    /// A client on an existing channel.
-    pub fn new(channel: Channel) -> Self {
+    /// A client on an existing tonic channel.
+    pub fn new(channel: tonic::transport::Channel) -> Self {
         Self::from_service(channel)
     }
 
-    /// A client on any tower service that speaks gRPC over HTTP/2, such as a channel
-    /// wrapped in middleware.
-    pub fn from_service<S>(service: S) -> Self
+    /// A client on any tower service that speaks gRPC over HTTP/2, whatever its response
+    /// body: a channel, a channel wrapped in middleware, or tonic's `InterceptedService`.
+    /// The response guard is put in front of it, so its faults are classified as a
+    /// [`Connector`](crate::transport::Connector)'s are.
+    pub fn from_service<S, B>(service: S) -> Self
     where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-            > + Clone
+        S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>
+            + Clone
             + Send
             + Sync
             + 'static,
         S::Error: Into<tower::BoxError>,
         S::Future: Send + 'static,
+        B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
+        B::Error: Into<tower::BoxError>,
     {
-        let service = tower::ServiceBuilder::new()
-            .map_err(|e: S::Error| e.into())
+        let guarded = tower::ServiceBuilder::new()
+            .layer(GuardLayer::new("the server", usize::MAX))
             .service(service);
-        let policy = RetryPolicy::default();
+        Self::from_parts(Transport::new(guarded), None)
+    }
+
+    /// A client on a [`Transport`] (e.g. from
+    /// [`Connector::transport`](crate::transport::Connector::transport)); with its `pool`,
+    /// waits keep WaitOperation calls to the pool's long-call slots.
+    pub fn from_transport(transport: Transport, pool: Option<&ChannelPool>) -> Self {
+        Self::from_parts(transport, pool.cloned())
+    }
+
+    /// A client on a [`ChannelPool`], with no token: its waits keep WaitOperation calls to
+    /// the pool's long-call slots.
+    pub fn from_pool(pool: ChannelPool) -> Self {
+        let guarded = tower::ServiceBuilder::new()
+            .layer(GuardLayer::new("the server", usize::MAX))
+            .service(pool.clone());
+        Self::from_parts(Transport::new(guarded), Some(pool))
+    }
+
+    pub(crate) fn from_parts(transport: Transport, pool: Option<ChannelPool>) -> Self {
+        // The guard enforces the size limit (as RESOURCE_EXHAUSTED, before buffering).
+        let grpc =
+            tonic::client::Grpc::new(StatusErrors(transport)).max_decoding_message_size(usize::MAX);
         OperationsClient {
             shared: Arc::new(Shared {
-                service: GrpcService::new(service),
-                grpc_timeout: unary::grpc_timeout(policy.per_call_timeout),
-                policy,
-                wait_support: Arc::new(tokio::sync::watch::Sender::new(WaitSupport::Unknown)),
-                long_call_slots: None,
+                grpc,
+                policy: RetryPolicy::default(),
+                long_call_slots: pool.map(|pool| pool.long_call_slots()),
+                wait_support: Arc::new(Latch::new()),
             }),
         }
     }
 
-    /// A client on a [`ChannelPool`](crate::pool::ChannelPool): its waits keep WaitOperation
-    /// calls to the pool's long-call slots.
-    pub fn from_pool(pool: crate::pool::ChannelPool) -> Self {
-        let slots = pool.long_call_slots();
-        Self::from_service(pool).with_long_call_slots(slots)
-    }
-
-    pub(crate) fn with_long_call_slots(mut self, slots: Arc<tokio::sync::Semaphore>) -> Self {
-        Arc::make_mut(&mut self.shared).long_call_slots = Some(slots);
-        self
-    }
-
-    /// The same client with another retry policy.
+    /// The same client with another retry policy (what it has learnt of the server stays
+    /// shared).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        let shared = Arc::make_mut(&mut self.shared);
-        shared.grpc_timeout = unary::grpc_timeout(policy.per_call_timeout);
-        shared.policy = policy;
+        Arc::make_mut(&mut self.shared).policy = policy;
         self
     }
 
@@ -230,48 +217,33 @@ impl OperationsClient {
         &self.shared.policy
     }
 
-    /// What this client has learnt about the server's WaitOperation.
-    pub(crate) fn wait_support(&self) -> &Arc<tokio::sync::watch::Sender<WaitSupport>> {
+    /// Whether the server implements WaitOperation, as far as this client knows.
+    pub(crate) fn wait_support(&self) -> &Arc<Latch> {
         &self.shared.wait_support
     }
 
-    /// On a [`ChannelPool`](crate::pool::ChannelPool): the slots WaitOperation calls take.
-    pub(crate) fn long_call_slots(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+    /// On a [`ChannelPool`]: the slots WaitOperation calls take.
+    pub(crate) fn long_call_slots(&self) -> Option<&Arc<Semaphore>> {
         self.shared.long_call_slots.as_ref()
     }
 
     /// GetOperation: the operation's latest state.
-    pub fn get<'a, N: AsRef<str>>(
-        &'a self,
-        name: N,
-    ) -> impl Future<Output = Result<RawOperation>> + Send + use<'a, N> {
-        self.get_with(name.as_ref(), true)
+    pub async fn get(&self, name: impl AsRef<str>) -> Result<RawOperation> {
+        self.get_with(name.as_ref(), true).await
     }
 
     /// GetOperation, retried under the policy or sent once (the waiter retries by itself).
-    /// The name is checked before the future is made, so the future borrows only `self`.
-    pub(crate) fn get_with<'a>(
-        &'a self,
-        name: &str,
-        retried: bool,
-    ) -> impl Future<Output = Result<RawOperation>> + Send + use<'a> {
-        let prepared = OperationName::parse(name).map(|name| {
-            let request = pb::GetOperationRequest { name: name.into() };
-            let rpc = if retried {
-                Rpc::retried(&methods::GET_OPERATION, "name", &request.name)
-            } else {
-                Rpc::once(&methods::GET_OPERATION, "name", &request.name)
-            };
-            (rpc, request)
-        });
-        async move {
-            let (rpc, request) = prepared?;
-            self.call(rpc, &request).await
-        }
+    pub(crate) async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
+        let name = OperationName::parse(name)?;
+        let mut call = Call::new(Method::GetOperation.path(), routing("name", name.as_str())?);
+        call.retried = retried;
+        self.call(call, pb::GetOperationRequest { name: name.into() })
+            .await
     }
 
     /// ListOperations: one page of the operations under `parent` (e.g.
-    /// `projects/P/locations/L`; empty for all the server lists).
+    /// `projects/P/locations/L`; empty for all the server lists). A page whose next token is
+    /// the token it was asked with is an error: the listing would never end.
     pub async fn list(&self, parent: &str, options: &ListOptions) -> Result<OperationsPage> {
         if !parent.is_empty() {
             validate_text(parent, "list parent")?;
@@ -283,20 +255,23 @@ impl OperationsClient {
             page_token: options.page_token.clone(),
             return_partial_success: false,
         };
-        let response: pb::ListOperationsResponse = self
-            .call(
-                Rpc::retried(&methods::LIST_OPERATIONS, "name", parent),
-                &request,
-            )
-            .await?;
+        let call = Call::new(Method::ListOperations.path(), routing("name", parent)?);
+        let response: pb::ListOperationsResponse = self.call(call, request).await?;
+        let next_page_token = Some(response.next_page_token).filter(|t| !t.is_empty());
+        if let Some(token) = &next_page_token
+            && *token == options.page_token
+        {
+            return Err(repeated_token(token));
+        }
         Ok(OperationsPage {
             operations: response.operations,
-            next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+            next_page_token,
         })
     }
 
     /// ListOperations over every page: a stream of operations that fetches the next page
-    /// when the previous one is used up. The first error ends the stream.
+    /// when the previous one is used up (one page in memory at a time). The first error
+    /// ends the stream; a page token the server already gave is an error.
     ///
     /// `options.page_token` is where the listing starts (empty for the beginning).
     pub fn list_all(
@@ -309,6 +284,7 @@ impl OperationsClient {
             parent: String,
             options: ListOptions,
             page: std::vec::IntoIter<RawOperation>,
+            seen_tokens: std::collections::HashSet<String>,
             finished: bool,
         }
         let state = State {
@@ -316,6 +292,7 @@ impl OperationsClient {
             parent: parent.to_owned(),
             options,
             page: Vec::new().into_iter(),
+            seen_tokens: Default::default(),
             finished: false,
         };
         futures_util::stream::unfold(state, |mut state| async move {
@@ -326,7 +303,14 @@ impl OperationsClient {
                 if state.finished {
                     return None;
                 }
-                match state.client.list(&state.parent, &state.options).await {
+                let page = state.client.list(&state.parent, &state.options).await;
+                let page = page.and_then(|page| match &page.next_page_token {
+                    Some(token) if !state.seen_tokens.insert(token.clone()) => {
+                        Err(repeated_token(token))
+                    }
+                    _ => Ok(page),
+                });
+                match page {
                     Ok(page) => {
                         state.page = page.operations.into_iter();
                         match page.next_page_token {
@@ -348,94 +332,115 @@ impl OperationsClient {
     /// later finishes with `error.code = 1` (CANCELLED).
     pub async fn cancel(&self, name: impl AsRef<str>) -> Result<()> {
         let name = OperationName::parse(name.as_ref())?;
-        let request = pb::CancelOperationRequest { name: name.into() };
-        self.call(
-            Rpc::retried(&methods::CANCEL_OPERATION, "name", &request.name),
-            &request,
-        )
-        .await
+        let call = Call::new(
+            Method::CancelOperation.path(),
+            routing("name", name.as_str())?,
+        );
+        self.call(call, pb::CancelOperationRequest { name: name.into() })
+            .await
     }
 
     /// DeleteOperation: the caller is no longer interested in the result. Does not cancel.
     pub async fn delete(&self, name: impl AsRef<str>) -> Result<()> {
         let name = OperationName::parse(name.as_ref())?;
-        let request = pb::DeleteOperationRequest { name: name.into() };
-        self.call(
-            Rpc::retried(&methods::DELETE_OPERATION, "name", &request.name),
-            &request,
-        )
-        .await
+        let call = Call::new(
+            Method::DeleteOperation.path(),
+            routing("name", name.as_str())?,
+        );
+        self.call(call, pb::DeleteOperationRequest { name: name.into() })
+            .await
     }
 
-    /// WaitOperation, once: blocks until the operation is done or `timeout` passes on the
-    /// server (which may answer earlier, not done). Not retried; many servers answer
-    /// `UNIMPLEMENTED`.
-    pub async fn wait(&self, name: impl AsRef<str>, timeout: Duration) -> Result<RawOperation> {
+    /// WaitOperation, one RPC: blocks until the operation is done or `timeout` passes on
+    /// the server (which may answer earlier, not done). Not retried; many servers answer
+    /// `UNIMPLEMENTED`. To wait for an operation to finish, use the waiter
+    /// ([`OperationsClient::wait_for`]), which falls back to polling.
+    pub async fn wait_operation(
+        &self,
+        name: impl AsRef<str>,
+        timeout: Duration,
+    ) -> Result<RawOperation> {
         let name = OperationName::parse(name.as_ref())?;
+        let mut call = Call::new(
+            Method::WaitOperation.path(),
+            routing("name", name.as_str())?,
+        );
+        // The server answers by `timeout`; the client's deadline leaves it the usual margin.
+        call.timeout = Some(timeout.saturating_add(self.shared.policy.per_call_timeout));
+        call.sends_deadline = true;
+        call.retried = false;
         let request = pb::WaitOperationRequest {
             name: name.into(),
             timeout: Some(proto_duration(timeout)),
         };
-        // The server answers by `timeout`; the client's deadline leaves it the usual margin.
-        let deadline = timeout.saturating_add(self.shared.policy.per_call_timeout);
-        self.call(
-            Rpc::once(&methods::WAIT_OPERATION, "name", &request.name)
-                .with_timeout(deadline)
-                .sending_deadline(),
-            &request,
-        )
-        .await
+        self.call(call, request).await
     }
 
-    /// Runs one unary RPC on this client's channel, with the routing header, the per-call
-    /// timeout and, if `rpc` allows it, retries.
-    pub(crate) async fn call<Req, Resp>(&self, rpc: Rpc, request: &Req) -> Result<Resp>
+    /// Sends a call that starts an operation and returns the raw operation. Typed handles
+    /// come from [`OperationsClient::start`].
+    pub async fn start_raw<Req>(&self, start: &StartCall, request: Req) -> Result<RawOperation>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: prost::Message + Clone + Send + Sync + 'static,
     {
-        let policy = &self.shared.policy;
-        let method = rpc.method.name;
-        let routing = rpc.routing?;
-        let timeout = rpc.timeout.unwrap_or(policy.per_call_timeout);
-        let grpc_timeout = match rpc.timeout {
-            _ if !rpc.sends_deadline => None,
-            Some(timeout) => Some(unary::grpc_timeout(timeout)),
-            None => Some(self.shared.grpc_timeout.clone()),
-        };
-        let frame = unary::Frame::encode(request).map_err(|status| Error::Rpc {
-            method,
-            status: Status::from_tonic(&status),
-        })?;
-        let max_attempts = if rpc.retried {
-            policy.max_attempts.max(1)
-        } else {
-            1
-        };
-        let mut delays = policy.backoff.delays();
-        let mut attempt = 1;
+        let mut header = String::new();
+        for (key, value) in &start.routing {
+            if !header.is_empty() {
+                header.push('&');
+            }
+            header.push_str(&routing_text(key, value));
+        }
+        let value = AsciiMetadataValue::try_from(header)
+            .map_err(|_| Error::InvalidArgument("unroutable start call".into()))?;
+        let mut call = Call::new(start.path, value);
+        call.policy = Some(
+            start
+                .policy
+                .clone()
+                .unwrap_or_else(|| RetryPolicy::no_retries(Duration::from_secs(60))),
+        );
+        call.sends_deadline = true;
+        self.call(call, request).await
+    }
+
+    /// Runs one unary RPC through tonic with the routing header, the per-call deadline and,
+    /// as the policy decides, retries.
+    pub(crate) async fn call<Req, Resp>(&self, call: Call, request: Req) -> Result<Resp>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let policy = call.policy.as_ref().unwrap_or(&self.shared.policy);
+        let method = method_name(call.path);
+        let timeout = call.timeout.unwrap_or(policy.per_call_timeout);
+        let mut schedule = Schedule::new(policy.backoff);
+        let mut number = 1;
         let mut reauthenticated = false;
         loop {
-            let mut headers = unary::call_headers();
-            headers.insert(ROUTING, routing.clone());
-            if let Some(grpc_timeout) = &grpc_timeout {
-                headers.insert(GRPC_TIMEOUT, grpc_timeout.clone());
+            let mut tonic_request = tonic::Request::new(request.clone());
+            tonic_request.metadata_mut().insert(
+                MetadataKey::from_static(ROUTING_HEADER),
+                call.routing.clone(),
+            );
+            if call.sends_deadline {
+                tonic_request.set_timeout(timeout);
             }
             let deadline = tokio::time::Instant::now() + timeout;
+            let mut grpc = self.shared.grpc.clone();
+            let path = PathAndQuery::from_static(call.path);
             // On the heap while in flight: a waiter holds thousands of these futures, most
             // of them between calls, and then they are small.
-            let sent = Box::pin(unary::call(
-                self.shared.service.clone(),
-                rpc.method,
-                headers,
-                frame.clone(),
-            ));
-            let answer = tokio::time::timeout_at(deadline, sent).await;
-            let mut token_rejected = false;
-            let status = match answer {
+            // Typed as a `dyn Future + Send` here, where the types are concrete: the compiler
+            // cannot prove `Send` for tonic's unary future through the generic caller
+            // (rust-lang/rust#102211).
+            let sent: SentCall<Resp> = Box::pin(async move {
+                grpc.ready().await?;
+                let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+                grpc.unary(tonic_request, path, codec).await
+            });
+            let (status, fault) = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(response)) => {
-                    tracing::trace!(method = method, attempt, "rpc succeeded");
-                    return Ok(response);
+                    tracing::trace!(method, attempt = number, "rpc succeeded");
+                    return Ok(response.into_inner());
                 }
                 // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
                 // for the caller it is the same deadline as ours.
@@ -443,169 +448,186 @@ impl OperationsClient {
                     if status.code() == Code::Cancelled
                         && tokio::time::Instant::now() >= deadline =>
                 {
-                    deadline_exceeded(timeout)
+                    (deadline_exceeded(timeout), None)
                 }
-                Ok(Err(status)) => match crate::auth::auth_failure(&status) {
-                    // No token, no call: retrying would ask the failing source again.
-                    Some(auth_error) => return Err(auth_error),
-                    None => {
-                        token_rejected =
-                            status.metadata().contains_key(crate::auth::TOKEN_REJECTED);
-                        Status::from_tonic(&status)
+                Ok(Err(status)) => {
+                    if let Some(error) = layer_error(&status) {
+                        return Err(error);
                     }
-                },
-                Err(_) => deadline_exceeded(timeout),
+                    let fault = Fault::of(&status).map(|f| (f.kind(), f.peer().to_owned()));
+                    (Status::from_tonic(&status), fault)
+                }
+                Err(_) => (deadline_exceeded(timeout), None),
             };
-            // The auth layer dropped a rejected token: one more try fetches a new one. Safe
-            // for every call, start calls included: the server did nothing.
-            let reauthenticate = token_rejected && !reauthenticated;
-            if reauthenticate {
-                reauthenticated = true;
-                tracing::debug!(method = method, "retrying once after UNAUTHENTICATED");
-                continue;
-            }
-            let retry = attempt < max_attempts && policy.retry_codes.contains(&status.code);
+            let attempt = Attempt {
+                number,
+                reauthenticated,
+                status: &status,
+                fault: fault.as_ref().map(|(kind, _)| *kind),
+            };
+            let verdict = decide(policy, attempt, schedule.next_delay());
             tracing::debug!(
-                method = method,
-                attempt,
-                code = crate::error::code_name(status.code),
-                retry,
+                method,
+                attempt = number,
+                code = crate::status::code_name(status.code),
+                ?verdict,
                 "rpc failed"
             );
-            if !retry {
-                return Err(Error::Rpc { method, status });
+            match verdict {
+                Verdict::Reauthenticate => reauthenticated = true,
+                Verdict::Retry(delay) => {
+                    tokio::time::sleep(delay).await;
+                    number += 1;
+                }
+                Verdict::Fail => {
+                    return Err(match fault {
+                        Some((FaultKind::Certificate, peer)) => Error::Certificate {
+                            peer,
+                            reason: status.message,
+                        },
+                        _ => Error::Rpc { method, status },
+                    });
+                }
             }
-            let delay = status
-                .retry_delay()
-                .or_else(|| delays.next())
-                .unwrap_or(policy.backoff.max);
-            tokio::time::sleep(delay).await;
-            attempt += 1;
         }
     }
 }
 
+/// The transport with its errors as tonic statuses (a status in the chain, such as a
+/// classified [`Fault`], kept with its source). A concrete error type, where the boxed one
+/// trips the compiler's `Send` proof of tonic's unary future (rust-lang/rust#102211).
+#[derive(Clone)]
+struct StatusErrors(Transport);
+
+impl tower::Service<http::Request<tonic::body::Body>> for StatusErrors {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::Status;
+    type Future = futures_util::future::MapErr<
+        <Transport as tower::Service<http::Request<tonic::body::Body>>>::Future,
+        fn(tower::BoxError) -> tonic::Status,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(tonic::Status::from_error)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        use futures_util::TryFutureExt as _;
+        let to_status: fn(tower::BoxError) -> tonic::Status = tonic::Status::from_error;
+        self.0.call(request).map_err(to_status)
+    }
+}
+
+type SentCall<Resp> =
+    std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send>>;
+
 /// What [`OperationsClient::call`] needs to know about one RPC.
-pub(crate) struct Rpc {
-    method: &'static unary::Method,
-    /// `key=<percent-encoded value>`, computed when the call is described, so that the
-    /// request it was taken from can be moved into the call.
-    routing: Result<HeaderValue>,
+pub(crate) struct Call {
+    path: &'static str,
+    routing: AsciiMetadataValue,
     /// Whether the server is told the deadline (`grpc-timeout`). Only where it has work to
     /// abort: the calls that start operations, and WaitOperation. The reads (Get, List,
     /// Cancel, Delete) go without: the client enforces their deadline and resets the stream
-    /// when it passes, which the server sees at once, and a seventh request header would
-    /// cost 2% of a round trip (`cargo bench --bench instructions`).
+    /// when it passes, which the server sees at once.
     sends_deadline: bool,
     retried: bool,
     timeout: Option<Duration>,
+    /// Another policy than the client's.
+    policy: Option<RetryPolicy>,
 }
 
-impl Rpc {
-    /// An idempotent RPC, retried under the client's policy.
-    pub(crate) fn retried(method: &'static unary::Method, key: &'static str, value: &str) -> Self {
-        Rpc {
-            method,
-            routing: routing_header(key, value),
+impl Call {
+    fn new(path: &'static str, routing: AsciiMetadataValue) -> Self {
+        Call {
+            path,
+            routing,
             sends_deadline: false,
             retried: true,
             timeout: None,
+            policy: None,
         }
     }
+}
 
-    /// An RPC sent once (it starts work, or it is a long wait).
-    pub(crate) fn once(method: &'static unary::Method, key: &'static str, value: &str) -> Self {
-        Rpc {
-            retried: false,
-            ..Self::retried(method, key, value)
+/// A crate error raised by a layer (a token source that failed), if the status carries one.
+fn layer_error(status: &tonic::Status) -> Option<Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(Error::Auth {
+            source_name,
+            message,
+        }) = error.downcast_ref::<Error>()
+        {
+            return Some(Error::Auth {
+                source_name: source_name.clone(),
+                message: message.clone(),
+            });
         }
+        source = error.source();
     }
+    None
+}
 
-    fn with_timeout(self, timeout: Duration) -> Self {
-        Rpc {
-            timeout: Some(timeout),
-            ..self
-        }
-    }
-
-    /// Sends the deadline to the server as `grpc-timeout`.
-    pub(crate) fn sending_deadline(self) -> Self {
-        Rpc {
-            sends_deadline: true,
-            ..self
-        }
+fn repeated_token(token: &str) -> Error {
+    let shown: String = token.chars().take(80).collect();
+    Error::Rpc {
+        method: "ListOperations",
+        status: Status::new(
+            Code::Internal,
+            format!("the server repeated the page token {shown:?}: the listing would never end"),
+        ),
     }
 }
 
 fn deadline_exceeded(timeout: Duration) -> Status {
-    Status {
-        code: Code::DeadlineExceeded,
-        message: format!("no answer within the per-call timeout of {timeout:?}"),
-        details: Vec::new(),
-    }
+    Status::new(
+        Code::DeadlineExceeded,
+        format!("no answer within the per-call timeout of {timeout:?}"),
+    )
+}
+
+/// The routing header value `key=<percent-encoded value>`.
+fn routing(key: &str, value: &str) -> Result<AsciiMetadataValue> {
+    AsciiMetadataValue::try_from(routing_text(key, value))
+        .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
 }
 
 /// `key=<percent-encoded value>`, as Google's clients send it: RFC 3986's unreserved
 /// characters stay, every other byte of the UTF-8 becomes `%XX`.
-fn routing_header(key: &str, value: &str) -> Result<HeaderValue> {
-    // Encoded on the stack when even an all-escaped value fits (names are short), then
-    // copied once into the header.
-    let mut stack = [0u8; 256];
-    let longest = key.len() + 1 + 3 * value.len();
-    let header = if longest <= stack.len() {
-        let len = percent_encode(key, value, &mut stack);
-        HeaderValue::from_bytes(stack.get(..len).unwrap_or_default())
-    } else {
-        let mut heap = vec![0u8; longest];
-        let len = percent_encode(key, value, &mut heap);
-        heap.truncate(len);
-        HeaderValue::from_maybe_shared(prost::bytes::Bytes::from(heap))
-    };
-    // Percent-encoding leaves only visible ASCII, which is always a valid header value.
-    header.map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
+fn routing_text(key: &str, value: &str) -> String {
+    /// Everything but `A-Z a-z 0-9 - _ . ~`.
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{key}={}",
+        percent_encoding::utf8_percent_encode(value, RESERVED)
+    )
 }
-
-/// Writes `key=<percent-encoded value>` into `out` (at least `key + 1 + 3 × value` long)
-/// and returns its length.
-fn percent_encode(key: &str, value: &str, out: &mut [u8]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut len = 0;
-    let mut put = |byte: u8| {
-        if let Some(slot) = out.get_mut(len) {
-            *slot = byte;
-        }
-        len += 1;
-    };
-    key.bytes().for_each(&mut put);
-    put(b'=');
-    for byte in value.bytes() {
-        if UNRESERVED[usize::from(byte)] {
-            put(byte);
-        } else {
-            put(b'%');
-            put(HEX[usize::from(byte >> 4)]);
-            put(HEX[usize::from(byte & 0x0f)]);
-        }
-    }
-    len
-}
-
-/// RFC 3986's unreserved characters, `A-Z a-z 0-9 - _ . ~`, by byte.
-static UNRESERVED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
-        byte += 1;
-    }
-    table
-};
 
 /// A `google.protobuf.Duration` from a std duration (saturating at the proto's range).
 pub(crate) fn proto_duration(duration: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(duration.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_values_are_percent_encoded_as_google_clients_do() {
+        assert_eq!(
+            routing_text("name", "projects/p/locations/us-west1/operations/a~b_c.d-e"),
+            "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
+        );
+        assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
     }
 }

@@ -1,18 +1,15 @@
-//! The one public error type, and `google.rpc.Status` with its details decoded.
+//! The one public error type.
 //!
 //! Every fallible call in this crate returns [`Error`]. RPC failures and failed operations
 //! both carry a [`Status`]: the gRPC [`Code`], the message, and the `google.rpc` error
-//! details ([`ErrorDetail`]) decoded into their proto types.
+//! details decoded into their proto types. In a tonic service, `?` turns an [`Error`] into a
+//! [`tonic::Status`] with the same code, message and details.
 
 use std::fmt;
-use std::time::Duration;
-
-use prost::{Message, Name};
-use prost_types::Any;
-pub use tonic::Code;
 
 use crate::proto::longrunning::Operation as RawOperation;
 use crate::proto::rpc;
+use crate::status::{Code, Status};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -25,6 +22,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// let err = OperationName::parse("operations/has space").unwrap_err();
 /// assert!(matches!(err, Error::InvalidName { .. }));
 /// assert!(err.to_string().contains("whitespace"));
+/// let status: tonic::Status = err.into();
+/// assert_eq!(status.code(), tonic::Code::InvalidArgument);
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,13 +40,22 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The channel to the endpoint could not be set up.
-    #[error("cannot connect to {endpoint}: {source}")]
+    #[error("cannot connect to {endpoint}: {message}")]
     Connect {
         /// The endpoint that was dialled.
         endpoint: String,
-        /// The transport's reason.
-        #[source]
-        source: tonic::transport::Error,
+        /// What went wrong, in words.
+        message: String,
+    },
+    /// The server's TLS certificate was not accepted. Permanent: retrying cannot help. Add
+    /// the CA that signed it (`Connector::ca_certificate_pem`, `lro --ca-file`), or fix the
+    /// server's certificate.
+    #[error("the TLS certificate of {peer} was not accepted: {reason}")]
+    Certificate {
+        /// The host and port whose certificate it was.
+        peer: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A token source could not give a token. Names the source, never the token or the
     /// contents of a credentials file.
@@ -133,14 +141,14 @@ pub enum Error {
         source: prost::DecodeError,
     },
     /// A wait ran out of time before the operation finished. Nothing was cancelled on the
-    /// server: wait again, by handle or by name, to resume.
-    #[error("operation {name} is not done after {elapsed:?} ({rpcs} RPCs)")]
+    /// server (unless the wait was asked to): wait again, by handle or by name, to resume.
+    #[error("{}", timeout_message(name, last.is_some(), elapsed, *rpcs))]
     Timeout {
         /// The operation's name.
         name: String,
-        /// The last snapshot seen; [`Operation::from_raw`](crate::Operation::from_raw) gives
-        /// it back its types.
-        last: Box<RawOperation>,
+        /// The last snapshot the server actually sent; `None` if no answer ever came.
+        /// [`Operation::from_raw`](crate::Operation::from_raw) gives it back its types.
+        last: Option<Box<RawOperation>>,
         /// How long the wait lasted.
         elapsed: std::time::Duration,
         /// How many RPCs the wait sent.
@@ -158,6 +166,14 @@ pub enum Error {
         /// The number found.
         value: i32,
     },
+}
+
+fn timeout_message(name: &str, answered: bool, elapsed: &std::time::Duration, rpcs: u32) -> String {
+    if answered {
+        format!("operation {name} is not done after {elapsed:?} ({rpcs} RPCs)")
+    } else {
+        format!("no answer about operation {name} within {elapsed:?} ({rpcs} RPCs)")
+    }
 }
 
 impl Error {
@@ -193,6 +209,38 @@ impl Error {
             Error::OperationFailed { name, status }
         }
     }
+
+    /// The gRPC code a server would answer with for this error.
+    fn tonic_code(&self) -> Code {
+        match self {
+            Error::InvalidName { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Connect { .. } | Error::Certificate { .. } => Code::Unavailable,
+            Error::Auth { .. } => Code::Unauthenticated,
+            Error::PlaintextToken { .. } | Error::NotDone { .. } => Code::FailedPrecondition,
+            Error::Timeout { .. } => Code::DeadlineExceeded,
+            Error::Rpc { status, .. }
+            | Error::OperationFailed { status, .. }
+            | Error::OperationCancelled { status, .. } => status.code,
+            Error::MissingResult { .. }
+            | Error::UnexpectedType { .. }
+            | Error::CorruptPayload { .. }
+            | Error::UnknownEnumValue { .. } => Code::Internal,
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    /// The status a tonic handler answers with: an RPC failure or a failed operation keeps
+    /// its code, message and details; everything else gets the code that fits and the
+    /// error's text.
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Rpc { status, .. }
+            | Error::OperationFailed { status, .. }
+            | Error::OperationCancelled { status, .. } => status.into(),
+            other => tonic::Status::new(other.tonic_code(), other.to_string()),
+        }
+    }
 }
 
 /// Which part of an operation an `Any` came from.
@@ -210,184 +258,5 @@ impl fmt::Display for Part {
             Part::Metadata => "metadata",
             Part::Response => "response",
         })
-    }
-}
-
-/// A `google.rpc.Status` with its code typed and its details decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Status {
-    /// The gRPC code. A number outside the known codes becomes [`Code::Unknown`] and is named
-    /// in [`message`](Self::message).
-    pub code: Code,
-    /// The developer-facing message.
-    pub message: String,
-    /// The decoded `google.rpc` error details, in the order they were sent.
-    pub details: Vec<ErrorDetail>,
-}
-
-impl Status {
-    /// Decodes a `google.rpc.Status` (an operation's `error`).
-    pub fn from_proto(status: &rpc::Status) -> Self {
-        let code = Code::from_i32(status.code);
-        let message = if code == Code::Unknown && status.code != Code::Unknown as i32 {
-            format!(
-                "unrecognized status code {}: {}",
-                status.code, status.message
-            )
-        } else {
-            status.message.clone()
-        };
-        Status {
-            code,
-            message,
-            details: status.details.iter().map(ErrorDetail::decode).collect(),
-        }
-    }
-
-    /// Decodes a tonic status, including the `grpc-status-details-bin` trailer's details.
-    ///
-    /// A transport failure (connection refused or reset), which tonic reports as `Unknown`,
-    /// becomes [`Code::Unavailable`]: the call never reached a server and may be retried.
-    pub fn from_tonic(status: &tonic::Status) -> Self {
-        let details = if status.details().is_empty() {
-            Vec::new()
-        } else {
-            match rpc::Status::decode(status.details()) {
-                Ok(decoded) => decoded.details.iter().map(ErrorDetail::decode).collect(),
-                Err(_) => Vec::new(),
-            }
-        };
-        let is_transport_failure =
-            status.code() == Code::Unknown && std::error::Error::source(status).is_some();
-        let code = if is_transport_failure {
-            Code::Unavailable
-        } else {
-            status.code()
-        };
-        Status {
-            code,
-            message: status.message().to_owned(),
-            details,
-        }
-    }
-
-    /// The delay a `google.rpc.RetryInfo` detail asks for, if there is one.
-    pub fn retry_delay(&self) -> Option<Duration> {
-        self.details.iter().find_map(|detail| match detail {
-            ErrorDetail::RetryInfo(info) => info.retry_delay.and_then(|delay| {
-                let secs = u64::try_from(delay.seconds).ok()?;
-                let nanos = u32::try_from(delay.nanos).ok()?;
-                Duration::new(secs, 0).checked_add(Duration::from_nanos(nanos.into()))
-            }),
-            _ => None,
-        })
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", code_name(self.code), self.message)?;
-        for detail in &self.details {
-            write!(f, "; {}", detail.type_name())?;
-        }
-        Ok(())
-    }
-}
-
-/// The canonical upper-case name of a gRPC code, e.g. `NOT_FOUND`.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// One `google.rpc` error detail, decoded into its type from `google/rpc/error_details.proto`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ErrorDetail {
-    /// `google.rpc.BadRequest`
-    BadRequest(rpc::BadRequest),
-    /// `google.rpc.ErrorInfo`
-    ErrorInfo(rpc::ErrorInfo),
-    /// `google.rpc.RetryInfo`
-    RetryInfo(rpc::RetryInfo),
-    /// `google.rpc.QuotaFailure`
-    QuotaFailure(rpc::QuotaFailure),
-    /// `google.rpc.PreconditionFailure`
-    PreconditionFailure(rpc::PreconditionFailure),
-    /// `google.rpc.ResourceInfo`
-    ResourceInfo(rpc::ResourceInfo),
-    /// `google.rpc.RequestInfo`
-    RequestInfo(rpc::RequestInfo),
-    /// `google.rpc.Help`
-    Help(rpc::Help),
-    /// `google.rpc.LocalizedMessage`
-    LocalizedMessage(rpc::LocalizedMessage),
-    /// `google.rpc.DebugInfo`
-    DebugInfo(rpc::DebugInfo),
-    /// A detail of another type, or one whose bytes did not decode, kept as sent.
-    Other(Any),
-}
-
-impl ErrorDetail {
-    /// Decodes one detail; unknown types and corrupt bytes are kept as [`ErrorDetail::Other`].
-    pub fn decode(any: &Any) -> Self {
-        fn try_as<T: Message + Name + Default>(any: &Any) -> Option<T> {
-            if crate::operation::type_name_of(&any.type_url) == Some(T::full_name().as_str()) {
-                T::decode(any.value.as_slice()).ok()
-            } else {
-                None
-            }
-        }
-        let Some(name) = crate::operation::type_name_of(&any.type_url) else {
-            return ErrorDetail::Other(any.clone());
-        };
-        let decoded = match name.strip_prefix("google.rpc.") {
-            Some("BadRequest") => try_as(any).map(ErrorDetail::BadRequest),
-            Some("ErrorInfo") => try_as(any).map(ErrorDetail::ErrorInfo),
-            Some("RetryInfo") => try_as(any).map(ErrorDetail::RetryInfo),
-            Some("QuotaFailure") => try_as(any).map(ErrorDetail::QuotaFailure),
-            Some("PreconditionFailure") => try_as(any).map(ErrorDetail::PreconditionFailure),
-            Some("ResourceInfo") => try_as(any).map(ErrorDetail::ResourceInfo),
-            Some("RequestInfo") => try_as(any).map(ErrorDetail::RequestInfo),
-            Some("Help") => try_as(any).map(ErrorDetail::Help),
-            Some("LocalizedMessage") => try_as(any).map(ErrorDetail::LocalizedMessage),
-            Some("DebugInfo") => try_as(any).map(ErrorDetail::DebugInfo),
-            _ => None,
-        };
-        decoded.unwrap_or_else(|| ErrorDetail::Other(any.clone()))
-    }
-
-    /// The detail's full proto type name (or, for [`ErrorDetail::Other`], its type URL).
-    pub fn type_name(&self) -> String {
-        match self {
-            ErrorDetail::BadRequest(_) => rpc::BadRequest::full_name(),
-            ErrorDetail::ErrorInfo(_) => rpc::ErrorInfo::full_name(),
-            ErrorDetail::RetryInfo(_) => rpc::RetryInfo::full_name(),
-            ErrorDetail::QuotaFailure(_) => rpc::QuotaFailure::full_name(),
-            ErrorDetail::PreconditionFailure(_) => rpc::PreconditionFailure::full_name(),
-            ErrorDetail::ResourceInfo(_) => rpc::ResourceInfo::full_name(),
-            ErrorDetail::RequestInfo(_) => rpc::RequestInfo::full_name(),
-            ErrorDetail::Help(_) => rpc::Help::full_name(),
-            ErrorDetail::LocalizedMessage(_) => rpc::LocalizedMessage::full_name(),
-            ErrorDetail::DebugInfo(_) => rpc::DebugInfo::full_name(),
-            ErrorDetail::Other(any) => any.type_url.clone(),
-        }
     }
 }

@@ -75,7 +75,7 @@ pub fn message_from_json<T: Message + Name + Default>(text: &str) -> Result<T> {
 /// `BatchOperationMetadata` and `OperationMetadata` have one), for progress displays.
 pub fn metadata_state(operation: &RawOperation) -> Option<String> {
     let any = operation.metadata.as_ref()?;
-    let name = crate::operation::type_name_of(&any.type_url)?;
+    let name = crate::any::type_name_of(&any.type_url)?;
     let descriptor = pool().get_message_by_name(name)?;
     let field = descriptor.get_field_by_name("state")?;
     let enum_type = field.kind().as_enum()?.clone();
@@ -165,7 +165,7 @@ fn any_json(message: &DynamicMessage) -> Result<Json> {
     let any: prost_types::Any = message
         .transcode_to()
         .map_err(|e| Error::InvalidArgument(format!("not a valid Any: {e}")))?;
-    let payload = crate::operation::type_name_of(&any.type_url)
+    let payload = crate::any::type_name_of(&any.type_url)
         .and_then(|name| pool().get_message_by_name(name))
         .and_then(|descriptor| DynamicMessage::decode(descriptor, any.value.as_slice()).ok())
         .and_then(|payload| message_json(&payload).ok().map(|json| (payload, json)));

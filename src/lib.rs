@@ -1,27 +1,31 @@
 //! Start, watch, wait for, cancel and delete Google Cloud long-running operations over gRPC,
-//! with Google Cloud Vision v1's batch operations typed end to end.
+//! with Google Cloud Vision v1's batch operations typed end to end, and any other API's
+//! operations through the generic start call.
 //!
-//! | module | what it holds |
-//! |---|---|
-//! | [`name`] | operation names: parse, validate, `id()` / `location()` / `project()` |
-//! | [`error`] | the one [`Error`] enum; `google.rpc.Status` with decoded details |
-//! | [`auth`] | token sources and the tower layer that sends tokens and the quota project |
-//! | [`backoff`] | exponential backoff with jitter |
-//! | [`connect`] | [`connect::Connector`]: endpoint, TLS, emulator, quota project, plaintext rules |
-//! | [`client`] | [`OperationsClient`]: the five RPCs, routing header, timeouts, retries |
-//! | [`pool`] | [`pool::ChannelPool`]: connections with a stream budget each, a reserve for short calls |
-//! | [`operation`] | [`Operation<R, M>`]: typed handle, checked `Any` unpacking |
-//! | [`wait`] | the waiter: WaitOperation first, polling fallback, deadlines, progress, many at once |
-//! | [`vision`] | Vision v1 clients that start operations and return typed handles |
-//! | `json` (feature `json`) | proto3 JSON as Google's REST API prints it, from the descriptor set |
-//! | [`proto`] | the generated code and the embedded descriptor set |
-//! | `unary` (internal) | one unary gRPC call: request frame out, response and status back |
-//! | `testing` (feature `testing`) | an in-process fake server for your tests |
+//! The modules, in layers: each uses only those above it in this table.
+//!
+//! | layer | module | what it holds |
+//! |---|---|---|
+//! | names, statuses | [`name`] | opaque operation names, best-effort parts |
+//! | | [`any`] | `Any` type names, checks, packing |
+//! | | [`status`] | `google.rpc.Status` with decoded details |
+//! | | [`error`] | the one [`Error`] enum |
+//! | | [`backoff`] | exponential backoff, seedable jitter |
+//! | | `latch` (internal) | a fact learnt once per client, by one caller |
+//! | generated | [`proto`] | the generated code and the embedded descriptor set |
+//! | | [`rpc`] | the table of RPCs, shared by the client and the fake |
+//! | transport | [`transport`] | connector, pool, response guard, faults, retry, auth, tokens |
+//! | client | [`client`] | [`OperationsClient`]: the five RPCs and the generic start call |
+//! | operation | [`operation`] | [`Snapshot`] (pure data) and the [`Operation`] handle |
+//! | waiting | [`wait`] | the waiter: one loop around a pure decision; batches; watches |
+//! | APIs | [`vision`] | Vision v1 start calls returning typed handles |
+//! | rendering | `json` (feature `json`) | proto3 JSON from descriptor sets |
+//! | testing | `testing` (feature `testing`) | the in-process fake server |
 //!
 //! # Example
 //!
-//! Start a Vision purge against the in-process fake, wait for it by polling, and decode
-//! its typed metadata and result:
+//! Start a Vision purge against the in-process fake, wait for it, and decode its typed
+//! metadata and result:
 //!
 //! ```
 //! # #[cfg(feature = "testing")]
@@ -52,24 +56,31 @@
 //! # fn main() {}
 //! ```
 
-#![warn(missing_docs)]
-
-pub mod auth;
+pub mod any;
 pub mod backoff;
-pub mod client;
-pub mod connect;
 pub mod error;
+mod latch;
+pub mod name;
+pub mod status;
+
+pub mod proto;
+pub mod rpc;
+
+pub mod transport;
+
+pub mod client;
+
+pub mod operation;
+
+pub mod wait;
+
+pub mod vision;
+
 #[cfg(feature = "json")]
 pub mod json;
-pub mod name;
-pub mod operation;
-pub mod pool;
-pub mod proto;
+
 #[cfg(feature = "testing")]
 pub mod testing;
-mod unary;
-pub mod vision;
-pub mod wait;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "testing"))]
@@ -77,8 +88,14 @@ pub mod wait;
 pub struct ReadmeDoctests;
 
 pub use backoff::Backoff;
-pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, RetryPolicy};
-pub use error::{Code, Error, ErrorDetail, Part, Result, Status};
+pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, StartCall};
+pub use error::{Error, Part, Result};
 pub use name::OperationName;
-pub use operation::{Operation, OperationResponse};
+pub use operation::{Operation, OperationResponse, Snapshot};
+pub use status::{Code, ErrorDetail, Status};
+pub use transport::RetryPolicy;
 pub use wait::{Progress, WaitOptions, WaitStrategy};
+
+/// The versions of tonic, prost and prost-types this crate is built with, re-exported so
+/// that generated code and your calls use exactly the same ones.
+pub use {prost, prost_types, tonic};

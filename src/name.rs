@@ -1,116 +1,63 @@
-//! Operation names: parsing, validation, and their parts.
+//! Operation names: opaque strings, checked only for what can never be a name.
 //!
-//! Google Cloud names operations by resource path. The forms accepted here are
-//!
-//! | form | example |
-//! |---|---|
-//! | `projects/P/locations/L/operations/ID` | `projects/my-proj/locations/us-west1/operations/bc4e1d412863e626` |
-//! | `locations/L/operations/ID` | Vision's REST form, with the project sent in `x-goog-user-project` |
-//! | `projects/P/operations/ID` | APIs without locations |
-//! | `operations/ID` | global operations |
+//! Every Google API names its operations its own way: Vision
+//! `projects/P/locations/L/operations/ID` or `locations/L/operations/ID`, Firestore
+//! `projects/P/databases/D/operations/ID`, Spanner
+//! `projects/P/instances/I/databases/D/operations/ID`, Dataproc `projects/P/regions/R/…`,
+//! Compute-style zonal names, Vertex AI's nested ones. As Google's own clients do, this crate
+//! treats names as opaque: any non-empty text without whitespace, control characters or
+//! invisible format characters (Unicode category Cf, such as zero-width spaces and
+//! right-to-left overrides) is sent as given. The parts ([`OperationName::project`],
+//! [`OperationName::location`], [`OperationName::id`]) are read best effort.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// A validated operation name.
+/// A checked, opaque operation name.
 ///
 /// ```
 /// use longrunning::OperationName;
 ///
-/// let name: OperationName = "projects/p1/locations/us-west1/operations/bc4e1d412863e626".parse()?;
-/// assert_eq!(name.id(), "bc4e1d412863e626");
-/// assert_eq!(name.location(), Some("us-west1"));
-/// assert_eq!(name.project(), Some("p1"));
+/// let vision: OperationName = "projects/p1/locations/us-west1/operations/bc4e1d412863e626".parse()?;
+/// assert_eq!(vision.id(), Some("bc4e1d412863e626"));
+/// assert_eq!(vision.location(), Some("us-west1"));
+/// assert_eq!(vision.project(), Some("p1"));
 ///
-/// let rest = OperationName::in_location("us-west1", "bc4e1d412863e626")?;
-/// assert_eq!(rest.as_str(), "locations/us-west1/operations/bc4e1d412863e626");
-/// assert_eq!(rest.project(), None);
+/// let spanner: OperationName = "projects/p/instances/i/databases/d/operations/_auto_op_1".parse()?;
+/// assert_eq!(spanner.id(), Some("_auto_op_1"));
+/// assert_eq!(spanner.location(), None);
+///
+/// assert!(OperationName::parse("operations/a\u{200b}b").is_err()); // zero-width space
 /// # Ok::<(), longrunning::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OperationName {
     full: String,
-    layout: Layout,
 }
-
-/// Where the parts sit among the `/`-separated segments.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-enum Layout {
-    Global,
-    Project,
-    Location,
-    ProjectLocation,
-}
-
-const FORMS: &str = "expected projects/P/locations/L/operations/ID, locations/L/operations/ID, \
-                     projects/P/operations/ID or operations/ID";
 
 impl OperationName {
-    /// Parses and validates a full operation name.
+    /// Checks a full operation name: non-empty, no whitespace, control or format characters.
     pub fn parse(name: &str) -> Result<Self> {
-        // One pass over the bytes: the segments (at most six are ever valid, read without
-        // allocating), the first structural problem, and whether all is visible ASCII.
-        enum Problem {
-            EmptySegment,
-            TooManySegments,
-        }
-        let mut segments = [""; 6];
-        let mut count = 0;
-        let mut problem = None;
-        let mut start = 0;
-        let bytes = name.as_bytes();
-        // Not short-circuiting, so that it runs many bytes at a time.
-        let graphic =
-            !name.is_empty() && bytes.iter().fold(true, |all, b| all & b.is_ascii_graphic());
-        let slashes = bytes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &b)| (b == b'/').then_some(i));
-        for end in slashes.chain(std::iter::once(bytes.len())) {
-            // `/` is ASCII, so these are character boundaries.
-            let segment = name.get(start..end).unwrap_or_default();
-            start = end + 1;
-            match segments.get_mut(count) {
-                _ if segment.is_empty() => problem = Some(Problem::EmptySegment),
-                Some(slot) => {
-                    *slot = segment;
-                    count += 1;
-                    continue;
-                }
-                None => problem = Some(Problem::TooManySegments),
-            }
-            break;
-        }
-        if !graphic {
-            validate_text(name, "name")?;
-        }
-        match problem {
-            Some(Problem::EmptySegment) => {
-                return Err(Error::invalid_name(
-                    name,
-                    format!("it has an empty path segment; {FORMS}"),
-                ));
-            }
-            Some(Problem::TooManySegments) => return Err(Error::invalid_name(name, FORMS)),
-            None => {}
-        }
-        let layout = match &segments[..count] {
-            ["operations", _] => Layout::Global,
-            ["projects", _, "operations", _] => Layout::Project,
-            ["locations", _, "operations", _] => Layout::Location,
-            ["projects", _, "locations", _, "operations", _] => Layout::ProjectLocation,
-            _ => return Err(Error::invalid_name(name, FORMS)),
-        };
+        validate_text(name, "name")?;
         Ok(OperationName {
             full: name.to_owned(),
-            layout,
         })
     }
 
     /// `locations/{location}/operations/{id}`, the form Vision's REST documentation uses.
+    /// Both parts must be single path segments.
     pub fn in_location(location: &str, id: &str) -> Result<Self> {
+        for (part, what) in [(location, "location"), (id, "operation id")] {
+            validate_text(part, what)?;
+            if part.contains('/') {
+                return Err(Error::invalid_name(
+                    part,
+                    format!("the {what} contains '/'"),
+                ));
+            }
+        }
         Self::parse(&format!("locations/{location}/operations/{id}"))
     }
 
@@ -119,38 +66,41 @@ impl OperationName {
         &self.full
     }
 
-    /// The operation ID: the last element of the name.
-    pub fn id(&self) -> &str {
-        self.segment_from_end(0)
+    /// The operation ID, best effort: the last path segment, if it is not empty.
+    pub fn id(&self) -> Option<&str> {
+        self.full.rsplit('/').next().filter(|id| !id.is_empty())
     }
 
-    /// The location, for names that have one.
+    /// The location, best effort: the segment after `locations/`, `regions/` or `zones/`.
     pub fn location(&self) -> Option<&str> {
-        match self.layout {
-            Layout::Location | Layout::ProjectLocation => Some(self.segment_from_end(2)),
-            Layout::Global | Layout::Project => None,
-        }
+        ["locations", "regions", "zones"]
+            .iter()
+            .find_map(|key| self.after(key))
     }
 
-    /// The project, for names that have one.
+    /// The project, best effort: the segment after a leading `projects/`.
     pub fn project(&self) -> Option<&str> {
-        match self.layout {
-            Layout::Project | Layout::ProjectLocation => Some(self.segment(1)),
-            Layout::Global | Layout::Location => None,
+        let mut segments = self.full.split('/');
+        (segments.next() == Some("projects"))
+            .then(|| segments.next())
+            .flatten()
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The segment that follows the segment `key`, if both are there and it is not empty.
+    fn after(&self, key: &str) -> Option<&str> {
+        let mut segments = self.full.split('/');
+        while let Some(segment) = segments.next() {
+            if segment == key {
+                return segments.next().filter(|s| !s.is_empty());
+            }
         }
-    }
-
-    fn segment(&self, index: usize) -> &str {
-        self.full.split('/').nth(index).unwrap_or_default()
-    }
-
-    fn segment_from_end(&self, index: usize) -> &str {
-        self.full.rsplit('/').nth(index).unwrap_or_default()
+        None
     }
 }
 
-/// Rejects text that cannot be a resource name: empty, or with whitespace or control
-/// characters. `what` names the text in the error.
+/// Rejects text that cannot be a resource name: empty, or with whitespace, control
+/// characters or invisible format characters (Unicode Cf). `what` names the text in errors.
 pub(crate) fn validate_text(text: &str, what: &str) -> Result<()> {
     if text.is_empty() {
         return Err(Error::invalid_name(text, format!("the {what} is empty")));
@@ -159,18 +109,55 @@ pub(crate) fn validate_text(text: &str, what: &str) -> Result<()> {
     if text.bytes().all(|b| b.is_ascii_graphic()) {
         return Ok(());
     }
-    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+    let bad = text.chars().find_map(|c| {
         let kind = if c.is_whitespace() {
             "whitespace"
-        } else {
+        } else if c.is_control() {
             "a control character"
+        } else if is_format_character(c) {
+            "an invisible format character"
+        } else {
+            return None;
         };
-        return Err(Error::invalid_name(
+        Some((c, kind))
+    });
+    match bad {
+        Some((c, kind)) => Err(Error::invalid_name(
             text,
             format!("the {what} contains {kind} ({:?})", c),
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Unicode's general category Cf (format characters): invisible, and used to make one
+/// name look like another (zero-width spaces and joiners, bidirectional overrides, the byte
+/// order mark, soft hyphen, tags).
+fn is_format_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl fmt::Debug for OperationName {
@@ -223,47 +210,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_each_accepted_form_with_its_parts() {
+    fn names_of_every_google_api_are_accepted_with_their_parts() {
         let cases = [
             (
                 "projects/p1/locations/us-west1/operations/bc4e1d412863e626",
                 Some("p1"),
                 Some("us-west1"),
+                Some("bc4e1d412863e626"),
             ),
             (
                 "locations/us-east1/operations/bc4e1d412863e626",
                 None,
                 Some("us-east1"),
+                Some("bc4e1d412863e626"),
             ),
-            ("projects/p1/operations/bc4e1d412863e626", Some("p1"), None),
-            ("operations/bc4e1d412863e626", None, None),
+            ("operations/42", None, None, Some("42")),
+            (
+                "projects/p/databases/(default)/operations/ASA3NDEwOTg0",
+                Some("p"),
+                None,
+                Some("ASA3NDEwOTg0"),
+            ),
+            (
+                "projects/p/instances/i/databases/d/operations/_auto_op_1",
+                Some("p"),
+                None,
+                Some("_auto_op_1"),
+            ),
+            (
+                "projects/p/regions/us-central1/operations/abc-123",
+                Some("p"),
+                Some("us-central1"),
+                Some("abc-123"),
+            ),
+            (
+                "projects/p/zones/us-central1-a/operations/operation-1",
+                Some("p"),
+                Some("us-central1-a"),
+                Some("operation-1"),
+            ),
+            (
+                "projects/p/locations/us-central1/endpoints/9/operations/77",
+                Some("p"),
+                Some("us-central1"),
+                Some("77"),
+            ),
+            ("opaque-token", None, None, Some("opaque-token")),
+            ("operations/", None, None, None),
         ];
-        for (text, project, location) in cases {
+        for (text, project, location, id) in cases {
             let name = OperationName::parse(text).unwrap();
             assert_eq!(name.as_str(), text);
-            assert_eq!(name.id(), "bc4e1d412863e626", "{text}");
             assert_eq!(name.project(), project, "{text}");
             assert_eq!(name.location(), location, "{text}");
-            assert_eq!(name.to_string(), text);
+            assert_eq!(name.id(), id, "{text}");
         }
     }
 
     #[test]
-    fn rejects_empty_whitespace_control_and_unknown_shapes() {
+    fn empty_whitespace_control_and_format_characters_are_rejected() {
         let cases = [
             ("", "empty"),
             ("operations/a b", "whitespace"),
             ("operations/ab\t", "whitespace"),
             ("operations/a\u{7}b", "control character"),
             ("operations/a\u{a0}b", "whitespace"),
-            ("operations/", "empty path segment"),
-            ("/operations/x", "empty path segment"),
-            ("projects//operations/x", "empty path segment"),
-            ("operations/x/", "empty path segment"),
-            ("x", "expected projects/P"),
-            ("projects/p/locations/l", "expected projects/P"),
-            ("projects/p/zones/z/operations/x", "expected projects/P"),
-            ("operations/x/y", "expected projects/P"),
+            ("operations/a\u{200b}b", "format character"),
+            ("operations/a\u{202e}b", "format character"),
+            ("operations/\u{feff}x", "format character"),
+            ("operations/x\u{e0041}", "format character"),
         ];
         for (text, reason) in cases {
             let err = OperationName::parse(text).unwrap_err();
@@ -273,6 +288,7 @@ mod tests {
             assert_eq!(name, text);
             assert!(why.contains(reason), "{text:?}: {why}");
         }
+        assert!(OperationName::parse("operations/é-ü").is_ok());
     }
 
     #[test]

@@ -1,9 +1,6 @@
-//! [`Operation<R, M>`]: a typed handle on one long-running operation.
-//!
-//! The handle holds the last snapshot the server sent and the client it came from. Reading
-//! it ([`done`](Operation::done), [`metadata`](Operation::metadata),
-//! [`result`](Operation::result)) costs no RPC; [`refresh`](Operation::refresh),
-//! [`cancel`](Operation::cancel) and [`delete`](Operation::delete) talk to the server.
+//! A typed long-running operation: [`Snapshot<R, M>`], one state as the server sent it,
+//! decoded with no client; and [`Operation<R, M>`], the handle (a snapshot and the client it
+//! came from) that refreshes, waits, cancels and deletes.
 //!
 //! `Any` payloads are unpacked with their type URL checked against the expected proto type
 //! (`type.googleapis.com/<full.name>`, any prefix up to the last `/`): a mismatch or corrupt
@@ -11,11 +8,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Deref;
 
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::client::{OperationsClient, RawOperation};
+use crate::any::is_type;
+use crate::client::{OperationsClient, RawOperation, StartCall};
 use crate::error::{Error, Part, Result};
 use crate::name::OperationName;
 use crate::proto::longrunning::operation::Result as RawResult;
@@ -54,23 +53,6 @@ impl<T: Message + Name + Default> OperationResponse for T {
     }
 }
 
-/// The full proto type name in a type URL: everything after the last `/`.
-pub(crate) fn type_name_of(type_url: &str) -> Option<&str> {
-    type_url
-        .rsplit_once('/')
-        .map(|(_, name)| name)
-        .filter(|n| !n.is_empty())
-}
-
-/// Whether `any` holds a `T`, judged by its type URL.
-pub fn is_type<T: Name>(any: &Any) -> bool {
-    // `PACKAGE.NAME`, compared without building the string.
-    type_name_of(&any.type_url)
-        .and_then(|name| name.strip_prefix(T::PACKAGE))
-        .and_then(|rest| rest.strip_prefix('.'))
-        == Some(T::NAME)
-}
-
 /// Decodes `any` as a `T`, checking its type URL. `name` and `part` say where it came from.
 pub fn unpack<T: Message + Name + Default>(name: &str, part: Part, any: &Any) -> Result<T> {
     if !is_type::<T>(any) {
@@ -89,8 +71,99 @@ pub fn unpack<T: Message + Name + Default>(name: &str, part: Part, any: &Any) ->
     })
 }
 
-/// A typed handle on a long-running operation whose response decodes into `R` and whose
-/// metadata decodes into `M`.
+/// One state of an operation, typed: response `R`, metadata `M`. Pure data; decoding it
+/// needs no client.
+///
+/// ```
+/// use longrunning::operation::Snapshot;
+/// use longrunning::{Error, RawOperation};
+///
+/// let raw = RawOperation { name: "operations/42".into(), done: true, ..Default::default() };
+/// let snapshot: Snapshot<prost_types::Duration, ()> = Snapshot::new(raw);
+/// assert!(matches!(snapshot.result(), Err(Error::MissingResult { .. })));
+/// ```
+pub struct Snapshot<R, M> {
+    raw: RawOperation,
+    types: PhantomData<fn() -> (R, M)>,
+}
+
+impl<R, M> Clone for Snapshot<R, M> {
+    fn clone(&self) -> Self {
+        Snapshot::new(self.raw.clone())
+    }
+}
+
+impl<R, M> fmt::Debug for Snapshot<R, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("name", &self.raw.name)
+            .field("done", &self.raw.done)
+            .field("response_type", &std::any::type_name::<R>())
+            .field("metadata_type", &std::any::type_name::<M>())
+            .finish()
+    }
+}
+
+impl<R, M> Snapshot<R, M> {
+    /// A typed view of a raw operation.
+    pub fn new(raw: RawOperation) -> Self {
+        Snapshot {
+            raw,
+            types: PhantomData,
+        }
+    }
+
+    /// The operation's name, as the server gave it.
+    pub fn name(&self) -> &str {
+        &self.raw.name
+    }
+
+    /// Whether the operation had finished.
+    pub fn done(&self) -> bool {
+        self.raw.done
+    }
+
+    /// Whether the operation finished cancelled (`error.code = 1`).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(&self.raw.result, Some(RawResult::Error(status)) if status.code == tonic::Code::Cancelled as i32)
+    }
+
+    /// The snapshot as sent.
+    pub fn raw(&self) -> &RawOperation {
+        &self.raw
+    }
+
+    /// The snapshot as sent.
+    pub fn into_raw(self) -> RawOperation {
+        self.raw
+    }
+}
+
+impl<R, M: Message + Name + Default> Snapshot<R, M> {
+    /// The decoded metadata; `Ok(None)` if the server sent none.
+    pub fn metadata(&self) -> Result<Option<M>> {
+        self.raw
+            .metadata
+            .as_ref()
+            .map(|any| unpack(&self.raw.name, Part::Metadata, any))
+            .transpose()
+    }
+}
+
+impl<R: OperationResponse, M> Snapshot<R, M> {
+    /// The outcome: the decoded response, or the operation's error as
+    /// [`Error::OperationFailed`] / [`Error::OperationCancelled`] with its decoded details,
+    /// or [`Error::NotDone`]. Done with neither response nor error is
+    /// [`Error::MissingResult`] unless `R` accepts no response.
+    pub fn result(&self) -> Result<R> {
+        decode_result(&self.raw)
+    }
+}
+
+/// A typed handle on a long-running operation: the last [`Snapshot`] and the client it came
+/// from. Reading it (through `Deref` to the snapshot) costs no RPC;
+/// [`refresh`](Operation::refresh), [`cancel`](Operation::cancel),
+/// [`delete`](Operation::delete) and the waits talk to the server.
 ///
 /// ```
 /// # #[cfg(feature = "testing")]
@@ -113,20 +186,18 @@ pub fn unpack<T: Message + Name + Default>(name: &str, part: Part, any: &Any) ->
 /// # Ok(()) }
 /// ```
 pub struct Operation<R, M> {
-    raw: RawOperation,
-    /// Whether `raw` came from the server (false for a handle made from a name alone).
+    snapshot: Snapshot<R, M>,
+    /// Whether the snapshot came from the server (false for a handle made from a name).
     fetched: bool,
     client: OperationsClient,
-    types: PhantomData<fn() -> (R, M)>,
 }
 
 impl<R, M> Clone for Operation<R, M> {
     fn clone(&self) -> Self {
         Operation {
-            raw: self.raw.clone(),
+            snapshot: self.snapshot.clone(),
             fetched: self.fetched,
             client: self.client.clone(),
-            types: PhantomData,
         }
     }
 }
@@ -134,11 +205,17 @@ impl<R, M> Clone for Operation<R, M> {
 impl<R, M> fmt::Debug for Operation<R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Operation")
-            .field("name", &self.raw.name)
-            .field("done", &self.raw.done)
-            .field("response_type", &std::any::type_name::<R>())
-            .field("metadata_type", &std::any::type_name::<M>())
+            .field("snapshot", &self.snapshot)
+            .field("fetched", &self.fetched)
             .finish()
+    }
+}
+
+impl<R, M> Deref for Operation<R, M> {
+    type Target = Snapshot<R, M>;
+
+    fn deref(&self) -> &Snapshot<R, M> {
+        &self.snapshot
     }
 }
 
@@ -147,10 +224,9 @@ impl<R, M> Operation<R, M> {
     /// [`OperationsClient::list`]).
     pub fn from_raw(client: OperationsClient, raw: RawOperation) -> Self {
         Operation {
-            raw,
+            snapshot: Snapshot::new(raw),
             fetched: true,
             client,
-            types: PhantomData,
         }
     }
 
@@ -158,10 +234,9 @@ impl<R, M> Operation<R, M> {
     /// until its first [`refresh`](Self::refresh) or wait fetches the state.
     pub fn from_name(client: OperationsClient, name: &str) -> Result<Self> {
         Ok(Operation {
-            raw: unseen(name)?,
+            snapshot: Snapshot::new(unseen(name)?),
             fetched: false,
             client,
-            types: PhantomData,
         })
     }
 
@@ -172,43 +247,25 @@ impl<R, M> Operation<R, M> {
         Ok(Self::from_raw(client.clone(), raw))
     }
 
-    /// The operation's name, as the server gave it.
-    pub fn name(&self) -> &str {
-        &self.raw.name
-    }
-
-    /// Whether the operation had finished at the last snapshot.
-    pub fn done(&self) -> bool {
-        self.raw.done
-    }
-
-    /// Whether the operation finished cancelled (`error.code = 1`).
-    pub fn is_cancelled(&self) -> bool {
-        matches!(&self.raw.result, Some(RawResult::Error(status)) if status.code == tonic::Code::Cancelled as i32)
-    }
-
-    /// The last snapshot, as sent.
-    pub fn raw(&self) -> &RawOperation {
-        &self.raw
+    /// The last snapshot.
+    pub fn snapshot(&self) -> &Snapshot<R, M> {
+        &self.snapshot
     }
 
     /// The last snapshot, as sent.
     pub fn into_raw(self) -> RawOperation {
-        self.raw
+        self.snapshot.raw
     }
 
-    /// Takes the snapshot out for a wait, which hands it back with [`Self::set_raw`].
-    pub(crate) fn take_raw(&mut self) -> (RawOperation, bool) {
-        (std::mem::take(&mut self.raw), self.fetched)
-    }
-
-    pub(crate) fn set_raw(&mut self, raw: RawOperation, fetched: bool) {
-        self.raw = raw;
-        self.fetched = fetched;
-    }
-
-    pub(crate) fn is_fetched(&self) -> bool {
+    /// Whether the snapshot came from the server (not just a name).
+    pub fn is_fetched(&self) -> bool {
         self.fetched
+    }
+
+    /// Replaces the snapshot with one the waiter received.
+    pub(crate) fn set_raw(&mut self, raw: RawOperation) {
+        self.snapshot = Snapshot::new(raw);
+        self.fetched = true;
     }
 
     /// The client this handle sends its RPCs on.
@@ -218,45 +275,52 @@ impl<R, M> Operation<R, M> {
 
     /// Replaces the snapshot with the server's current state (GetOperation).
     pub async fn refresh(&mut self) -> Result<()> {
-        self.raw = self.client.get(&self.raw.name).await?;
-        self.fetched = true;
+        let raw = self.client.get(self.name()).await?;
+        self.set_raw(raw);
         Ok(())
     }
 
     /// Asks the server to cancel the operation (best effort). Refresh or wait to see the
-    /// outcome: a cancelled operation's [`result`](Self::result) is
+    /// outcome: a cancelled operation's [`result`](Snapshot::result) is
     /// [`Error::OperationCancelled`].
     pub async fn cancel(&self) -> Result<()> {
-        self.client.cancel(&self.raw.name).await
+        self.client.cancel(self.name()).await
     }
 
     /// Tells the server the result is no longer wanted. Does not cancel the operation.
     pub async fn delete(self) -> Result<()> {
-        self.client.delete(&self.raw.name).await
+        self.client.delete(self.name()).await
     }
 }
 
-impl<R, M: Message + Name + Default> Operation<R, M> {
-    /// The metadata of the last snapshot; `Ok(None)` if the server sent none.
-    pub fn metadata(&self) -> Result<Option<M>> {
-        self.raw
-            .metadata
-            .as_ref()
-            .map(|any| unpack(&self.raw.name, Part::Metadata, any))
-            .transpose()
+impl OperationsClient {
+    /// Starts an operation with a call of any API and returns its typed handle: response
+    /// `R`, metadata `M`. The call's request must answer with a
+    /// `google.longrunning.Operation`; see [`StartCall`] for its path, routing and retries.
+    ///
+    /// ```no_run
+    /// # async fn run(client: longrunning::OperationsClient) -> longrunning::Result<()> {
+    /// use longrunning::client::StartCall;
+    /// use longrunning::vision::pb;
+    ///
+    /// let request = pb::PurgeProductsRequest { parent: "projects/p/locations/us-west1".into(), ..Default::default() };
+    /// let call = StartCall::new("/google.cloud.vision.v1.ProductSearch/PurgeProducts")
+    ///     .route("parent", &request.parent);
+    /// let op = client
+    ///     .start::<(), pb::BatchOperationMetadata, _>(&call, request)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start<R, M, Req>(&self, call: &StartCall, request: Req) -> Result<Operation<R, M>>
+    where
+        Req: Message + Clone + Send + Sync + 'static,
+    {
+        let raw = self.start_raw(call, request).await?;
+        Ok(Operation::from_raw(self.clone(), raw))
     }
 }
 
-impl<R: OperationResponse, M> Operation<R, M> {
-    /// The outcome of the last snapshot: the decoded response, or the operation's error as
-    /// [`Error::OperationFailed`] / [`Error::OperationCancelled`] with its decoded details,
-    /// or [`Error::NotDone`].
-    pub fn result(&self) -> Result<R> {
-        decode_result(&self.raw)
-    }
-}
-
-/// The snapshot of an operation known only by its (validated) name.
+/// The snapshot of an operation known only by its (checked) name.
 pub(crate) fn unseen(name: &str) -> Result<RawOperation> {
     Ok(RawOperation {
         name: OperationName::parse(name)?.into(),

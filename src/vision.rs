@@ -15,10 +15,13 @@
 use prost::Name;
 use prost_types::Any;
 
-use crate::client::{OperationsClient, RawOperation, Rpc};
+use crate::any::is_type;
+use crate::client::{OperationsClient, StartCall};
 use crate::error::{Error, Part, Result};
-use crate::operation::{Operation, OperationResponse, is_type, unpack};
+use crate::operation::{Operation, OperationResponse, Snapshot, unpack};
 pub use crate::proto::vision as pb;
+use crate::rpc::Method;
+use crate::transport::RetryPolicy;
 
 /// The state of a Vision batch operation (`BatchOperationMetadata.state`).
 pub use crate::proto::vision::batch_operation_metadata::State as BatchState;
@@ -74,7 +77,7 @@ impl OperationResponse for PurgeOutcome {
     }
 }
 
-impl<R> Operation<R, pb::BatchOperationMetadata> {
+impl<R> Snapshot<R, pb::BatchOperationMetadata> {
     /// The batch state of the last snapshot (`None` without metadata). A state number the
     /// vendored protos do not know is [`Error::UnknownEnumValue`].
     pub fn state(&self) -> Result<Option<BatchState>> {
@@ -87,7 +90,7 @@ impl<R> Operation<R, pb::BatchOperationMetadata> {
     }
 }
 
-impl<R> Operation<R, pb::OperationMetadata> {
+impl<R> Snapshot<R, pb::OperationMetadata> {
     /// The annotation state of the last snapshot (`None` without metadata). A state number
     /// the vendored protos do not know is [`Error::UnknownEnumValue`].
     pub fn state(&self) -> Result<Option<AnnotationState>> {
@@ -100,7 +103,7 @@ impl<R> Operation<R, pb::OperationMetadata> {
     }
 }
 
-impl<R, M> Operation<R, M> {
+impl<R, M> Snapshot<R, M> {
     fn unknown_state(&self, value: i32) -> Error {
         Error::UnknownEnumValue {
             name: self.name().to_owned(),
@@ -111,30 +114,25 @@ impl<R, M> Operation<R, M> {
     }
 }
 
-/// The Vision RPCs that start operations.
-pub(crate) mod methods {
-    use crate::unary::Method;
-
-    const PRODUCT_SEARCH: &str = "google.cloud.vision.v1.ProductSearch";
-    const IMAGE_ANNOTATOR: &str = "google.cloud.vision.v1.ImageAnnotator";
-    pub(crate) static IMPORT_PRODUCT_SETS: Method =
-        Method::new(PRODUCT_SEARCH, "ImportProductSets");
-    pub(crate) static PURGE_PRODUCTS: Method = Method::new(PRODUCT_SEARCH, "PurgeProducts");
-    pub(crate) static ASYNC_BATCH_ANNOTATE_FILES: Method =
-        Method::new(IMAGE_ANNOTATOR, "AsyncBatchAnnotateFiles");
-    pub(crate) static ASYNC_BATCH_ANNOTATE_IMAGES: Method =
-        Method::new(IMAGE_ANNOTATOR, "AsyncBatchAnnotateImages");
-}
-
-/// Sends a start call once (a retry could start the work twice), with the `parent` routing
-/// header and the deadline, and wraps the operation it returns in a typed handle.
-async fn start<Req: prost::Message, R, M>(
+/// Starts a Vision operation: the request's `parent` routes it; Google's published
+/// timeouts and retries for the method apply ([`RetryPolicy::vision_start`]).
+async fn start<Req, R, M>(
     operations: &OperationsClient,
-    rpc: Rpc,
-    request: &Req,
-) -> Result<Operation<R, M>> {
-    let raw: RawOperation = operations.call(rpc.sending_deadline(), request).await?;
-    Ok(Operation::from_raw(operations.clone(), raw))
+    method: Method,
+    parent: &str,
+    request: Req,
+) -> Result<Operation<R, M>>
+where
+    Req: prost::Message + Clone + Send + Sync + 'static,
+{
+    let idempotent = matches!(
+        method,
+        Method::AsyncBatchAnnotateFiles | Method::AsyncBatchAnnotateImages
+    );
+    let call = StartCall::new(method.path())
+        .route("parent", parent)
+        .retry_policy(RetryPolicy::vision_start(idempotent));
+    operations.start(&call, request).await
 }
 
 /// The Vision v1 ProductSearch service, for its long-running calls.
@@ -164,8 +162,9 @@ impl ProductSearch {
     ) -> Result<ImportProductSetsOperation> {
         start(
             &self.operations,
-            Rpc::once(&methods::IMPORT_PRODUCT_SETS, "parent", &request.parent),
-            &request,
+            Method::ImportProductSets,
+            &request.parent.clone(),
+            request,
         )
         .await
     }
@@ -178,8 +177,9 @@ impl ProductSearch {
     ) -> Result<PurgeProductsOperation> {
         start(
             &self.operations,
-            Rpc::once(&methods::PURGE_PRODUCTS, "parent", &request.parent),
-            &request,
+            Method::PurgeProducts,
+            &request.parent.clone(),
+            request,
         )
         .await
     }
@@ -211,12 +211,9 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateFilesOperation> {
         start(
             &self.operations,
-            Rpc::once(
-                &methods::ASYNC_BATCH_ANNOTATE_FILES,
-                "parent",
-                &request.parent,
-            ),
-            &request,
+            Method::AsyncBatchAnnotateFiles,
+            &request.parent.clone(),
+            request,
         )
         .await
     }
@@ -228,12 +225,9 @@ impl ImageAnnotator {
     ) -> Result<AsyncBatchAnnotateImagesOperation> {
         start(
             &self.operations,
-            Rpc::once(
-                &methods::ASYNC_BATCH_ANNOTATE_IMAGES,
-                "parent",
-                &request.parent,
-            ),
-            &request,
+            Method::AsyncBatchAnnotateImages,
+            &request.parent.clone(),
+            request,
         )
         .await
     }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use longrunning::auth::{
+use longrunning::testing::{FakeMethod, FakeServer, RecordedRequest};
+use longrunning::transport::connector::Connector;
+use longrunning::transport::{
     AuthLayer, CommandToken, EnvToken, StaticToken, Token, TokenFuture, TokenSource,
 };
-use longrunning::connect::Connector;
-use longrunning::testing::{FakeMethod, FakeServer, RecordedRequest};
 use longrunning::vision::{ImageAnnotator, ProductSearch, pb};
 use longrunning::wait::WaitOptions;
 use longrunning::{Code, Error, ListOptions, OperationsClient};
@@ -92,7 +92,7 @@ async fn token_quota_project_and_api_client_go_with_every_rpc_of_every_kind() {
     fake.insert_running(OP);
     client.get(OP).await.unwrap();
     client.list(PARENT, &ListOptions::default()).await.unwrap();
-    client.wait(OP, Duration::ZERO).await.unwrap();
+    client.wait_operation(OP, Duration::ZERO).await.unwrap();
     client.cancel(OP).await.unwrap();
     client.delete(OP).await.unwrap();
     let mut purge = ProductSearch::new(client.clone())

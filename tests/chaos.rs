@@ -12,9 +12,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use longrunning::connect::Connector;
 use longrunning::proto::rpc;
 use longrunning::testing::{FakeServer, Outcome, Script};
+use longrunning::transport::connector::Connector;
 use longrunning::vision::pb;
 use longrunning::wait::{self, WaitOptions};
 use longrunning::{Code, Error, Operation};

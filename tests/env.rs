@@ -1,9 +1,9 @@
 //! Everything read from environment variables. One test in a binary of its own: changing
 //! the environment while other threads read it is unsound (`set_var` is `unsafe`).
 
-use longrunning::auth::{EnvToken, TokenSource};
-use longrunning::connect::Connector;
 use longrunning::testing::FakeServer;
+use longrunning::transport::connector::Connector;
+use longrunning::transport::{EnvToken, TokenSource};
 
 const OP: &str = "operations/op1";
 
@@ -60,7 +60,7 @@ async fn environment_variables_choose_token_emulator_and_quota_project() {
         )
         .unwrap();
         set("GOOGLE_APPLICATION_CREDENTIALS", path.to_str().unwrap());
-        let err = longrunning::auth::ApplicationDefault::new()
+        let err = longrunning::transport::ApplicationDefault::new()
             .await
             .unwrap_err();
         std::fs::remove_file(&path).unwrap();

@@ -69,7 +69,7 @@ async fn a_restart_on_the_same_port_keeps_operations_and_clients_reconnect() {
     // A Wait pending across the stop fails UNAVAILABLE at once instead of hanging.
     let waiting = tokio::spawn({
         let client = client.clone();
-        async move { client.wait(OP, Duration::from_secs(60)).await }
+        async move { client.wait_operation(OP, Duration::from_secs(60)).await }
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     fake.stop().await;
@@ -142,7 +142,7 @@ async fn finish_ends_a_running_operation_and_wakes_waiters() {
     let client = fake.client();
     let waiting = tokio::spawn({
         let client = client.clone();
-        async move { client.wait(OP, Duration::from_secs(600)).await }
+        async move { client.wait_operation(OP, Duration::from_secs(600)).await }
     });
     while fake.calls(FakeMethod::WaitOperation) == 0 {
         tokio::task::yield_now().await;
@@ -206,7 +206,7 @@ async fn a_stream_limit_is_advertised_and_calls_beyond_it_queue() {
     let waits: Vec<_> = (0..4)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.wait(OP, Duration::from_secs(600)).await })
+            tokio::spawn(async move { client.wait_operation(OP, Duration::from_secs(600)).await })
         })
         .collect();
     // Two Wait calls hold the two streams; the others queue on the client.

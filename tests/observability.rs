@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use longrunning::auth::StaticToken;
-use longrunning::connect::Connector;
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
+use longrunning::transport::StaticToken;
+use longrunning::transport::connector::Connector;
 use longrunning::wait::{WaitOptions, WaitStrategy};
 
 const OP: &str = "projects/p1/locations/us-west1/operations/op1";

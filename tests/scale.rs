@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use longrunning::connect::Connector;
-use longrunning::pool::{ChannelPool, PoolConfig};
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
+use longrunning::transport::connector::Connector;
+use longrunning::transport::{ChannelPool, PoolConfig};
 use longrunning::vision::pb;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use longrunning::{Operation, OperationsClient};
@@ -18,6 +18,7 @@ fn pool(streams: usize, connections: usize) -> PoolConfig {
         max_streams_per_connection: streams,
         max_connections: connections,
         reserved_streams: 1,
+        ..PoolConfig::default()
     }
 }
 

@@ -170,7 +170,7 @@ pub async fn overhead_pair() -> (
     longrunning::proto::longrunning::operations_client::OperationsClient<tonic::transport::Channel>,
     longrunning::OperationsClient,
 ) {
-    use longrunning::auth::{AuthLayer, StaticToken};
+    use longrunning::transport::{AuthLayer, StaticToken};
     let fake = FakeServer::builder()
         .record_requests(false)
         .start()

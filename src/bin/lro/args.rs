@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
-use longrunning::connect::DEFAULT_ENDPOINT;
+use longrunning::transport::connector::DEFAULT_ENDPOINT;
 use longrunning::wait::WaitStrategy;
 use longrunning::{Error, OperationName};
 

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use futures_util::StreamExt;
-use longrunning::auth::{CommandToken, EnvToken, StaticToken, TOKEN_ENV};
-use longrunning::connect::Connector;
 use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::testing::FakeServer;
+use longrunning::transport::connector::Connector;
+use longrunning::transport::token::TOKEN_ENV;
+use longrunning::transport::{CommandToken, EnvToken, StaticToken};
 use longrunning::vision::pb;
 use longrunning::wait::WaitOptions;
 use longrunning::{Error, ListOptions, OperationsClient, RawOperation};
@@ -201,7 +202,7 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
     if let Some(project) = &cli.quota_project {
         connector = connector.quota_project(project);
     }
-    let emulated = std::env::var_os(longrunning::connect::EMULATOR_HOST_ENV).is_some();
+    let emulated = std::env::var_os(longrunning::transport::connector::EMULATOR_HOST_ENV).is_some();
     if let Some(token) = &cli.token {
         connector = connector.token_source(StaticToken::new(token));
     } else if let Some(command) = &cli.token_command {
@@ -210,7 +211,8 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
         connector = connector.token_source(EnvToken::new());
     } else if cli.endpoint.starts_with("https://") && !emulated {
         // Google's own endpoint with no token given: Application Default Credentials.
-        connector = connector.token_source(longrunning::auth::ApplicationDefault::new().await?);
+        connector =
+            connector.token_source(longrunning::transport::ApplicationDefault::new().await?);
     }
     connector.connect_lazy()
 }
@@ -299,7 +301,11 @@ async fn wait(
             Err(err) => {
                 progress.fail(&name, &err);
                 progress.suspend(|| {
-                    if let Error::Timeout { last, .. } = &err {
+                    // A timeout prints the last snapshot received; with none, nothing.
+                    if let Error::Timeout {
+                        last: Some(last), ..
+                    } = &err
+                    {
                         printer.final_operation(last, several);
                     }
                     eprintln!("lro: {name}: {err}");

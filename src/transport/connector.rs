@@ -1,8 +1,10 @@
 //! [`Connector`]: from an endpoint and credentials to a ready [`OperationsClient`], safely.
 //!
 //! - `https://` endpoints use rustls (the `ring` provider) trusting the bundled Mozilla
-//!   roots and the system's, plus any CA you add. The default endpoint is
-//!   [`DEFAULT_ENDPOINT`].
+//!   roots and the system's (`SSL_CERT_FILE` and `SSL_CERT_DIR` name other system stores),
+//!   plus any CA you add with [`Connector::ca_certificate_pem`] or [`Connector::ca_file`].
+//!   A certificate the client does not accept is [`Error::Certificate`], at once: it is
+//!   never retried.
 //! - Plain `http://` is for emulators. A bearer token is never sent over plaintext to a host
 //!   other than this machine (127.0.0.0/8, `::1`, `localhost`) unless you explicitly allow
 //!   it: [`Error::PlaintextToken`] otherwise.
@@ -11,9 +13,13 @@
 //! - The quota project comes from [`Connector::quota_project`] or
 //!   `GOOGLE_CLOUD_QUOTA_PROJECT`.
 //!
+//! The stack every call goes through, top to bottom: your layers
+//! ([`Connector::layer`]), the [`AuthLayer`], the [response guard](super::guard), the
+//! [`ChannelPool`]. [`Connector::transport`] hands out that stack for other generated
+//! clients, on the same connections.
+//!
 //! ```no_run
-//! use longrunning::auth::CommandToken;
-//! use longrunning::connect::Connector;
+//! use longrunning::transport::{CommandToken, Connector};
 //!
 //! # async fn run() -> longrunning::Result<()> {
 //! let client = Connector::from_env()
@@ -27,14 +33,20 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::Endpoint;
 
-use crate::auth::{AuthLayer, TokenSource};
-use crate::client::{OperationsClient, RetryPolicy};
+use super::auth::AuthLayer;
+use super::fault::{Fault, FaultKind};
+use super::guard::GuardLayer;
+use super::pool::{ChannelPool, PoolConfig};
+use super::retry::RetryPolicy;
+use super::token::TokenSource;
+use super::{Transport, TransportLayer};
+use crate::client::OperationsClient;
 use crate::error::{Error, Result};
-use crate::pool::{ChannelPool, PoolConfig};
 
 /// Where Vision (and its operations) are served.
 pub const DEFAULT_ENDPOINT: &str = "https://vision.googleapis.com";
@@ -45,16 +57,23 @@ pub const EMULATOR_HOST_ENV: &str = "LRO_EMULATOR_HOST";
 /// The project billed for quota, sent as `x-goog-user-project`.
 pub const QUOTA_PROJECT_ENV: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";
 
-/// Builds an [`OperationsClient`]: endpoint, TLS, token, quota project, retry policy.
+/// The largest response message accepted by default: none in practice, as Google's own
+/// Vision clients set it (`grpc.max_receive_message_length = -1`).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = usize::MAX;
+
+/// Builds an [`OperationsClient`] (or the transport under it): endpoint, TLS, token, quota
+/// project, retry policy, pool, middleware.
 pub struct Connector {
     endpoint: String,
     emulator_host: Option<String>,
-    token_source: Option<Box<dyn TokenSource>>,
+    token_source: Option<Arc<dyn TokenSource>>,
     quota_project: Option<String>,
     ca_certificates: Vec<Vec<u8>>,
     allow_plaintext_token: bool,
     retry_policy: RetryPolicy,
     pool: PoolConfig,
+    max_response_bytes: usize,
+    layers: Vec<TransportLayer>,
 }
 
 impl fmt::Debug for Connector {
@@ -69,7 +88,8 @@ impl fmt::Debug for Connector {
             .field("quota_project", &self.quota_project)
             .field("ca_certificates", &self.ca_certificates.len())
             .field("allow_plaintext_token", &self.allow_plaintext_token)
-            .finish()
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,6 +97,14 @@ impl Default for Connector {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What [`Connector::prepare`] checked and built, before any connection.
+struct Prepared {
+    endpoint: Endpoint,
+    url: String,
+    peer: Arc<str>,
+    auth: AuthLayer,
 }
 
 impl Connector {
@@ -92,6 +120,8 @@ impl Connector {
             allow_plaintext_token: false,
             retry_policy: RetryPolicy::default(),
             pool: PoolConfig::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            layers: Vec::new(),
         }
     }
 
@@ -119,7 +149,7 @@ impl Connector {
 
     /// Where tokens come from (none by default).
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
-        self.token_source = Some(Box::new(source));
+        self.token_source = Some(Arc::new(source));
         self
     }
 
@@ -129,10 +159,25 @@ impl Connector {
         self
     }
 
-    /// Also trusts this CA certificate (PEM), e.g. a test server's.
+    /// Also trusts this CA certificate (PEM), e.g. a test server's or a company proxy's.
     pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_certificates.push(pem.into());
         self
+    }
+
+    /// Also trusts the CA certificates in the PEM file at `path`.
+    pub fn ca_file(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::InvalidArgument(format!("cannot read CA file {}: {e}", path.display()))
+        })?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(Error::InvalidArgument(format!(
+                "CA file {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        Ok(self.ca_certificate_pem(pem))
     }
 
     /// Allows sending a token over plaintext HTTP to a host that is not this machine.
@@ -142,7 +187,7 @@ impl Connector {
         self
     }
 
-    /// How many connections and streams the client may use (see [`crate::pool`]).
+    /// How many connections and streams the client may use, and how they are kept healthy.
     pub fn pool_config(mut self, pool: PoolConfig) -> Self {
         self.pool = pool;
         self
@@ -154,30 +199,88 @@ impl Connector {
         self
     }
 
+    /// The largest response message accepted (default: no practical limit, as Google's
+    /// Vision clients). A larger one fails the call with `RESOURCE_EXHAUSTED`.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Adds a tower layer above the auth layer (the first added is outermost), e.g. a
+    /// tonic interceptor or your own metrics. It sees every call of every client made from
+    /// this connector.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<Transport> + Send + Sync + 'static,
+        L::Service: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Error:
+            Into<tower::BoxError>,
+        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    {
+        self.layers.push(TransportLayer::new(layer));
+        self
+    }
+
     /// The client, connecting on its first call. Checks everything that can be checked
     /// without the network.
     pub fn connect_lazy(self) -> Result<OperationsClient> {
-        let pool_config = self.pool;
-        let (endpoint, layer, retry_policy) = self.prepare()?;
-        let pool = ChannelPool::new(endpoint, pool_config);
-        Ok(client_on(pool, layer, retry_policy))
+        let (transport, pool) = self.build(None)?;
+        Ok(OperationsClient::from_parts(transport, Some(pool)))
     }
 
     /// The client, connected (one connection is dialled before this returns, so that an
-    /// unreachable endpoint is reported now rather than at the first call).
+    /// unreachable endpoint or an untrusted certificate is reported now).
     pub async fn connect(self) -> Result<OperationsClient> {
-        let pool_config = self.pool;
-        let (endpoint, layer, retry_policy) = self.prepare()?;
-        let url = endpoint.uri().to_string();
-        let channel = endpoint.connect().await.map_err(|source| Error::Connect {
-            endpoint: url,
-            source,
-        })?;
-        let pool = ChannelPool::with_connection(endpoint, pool_config, channel);
-        Ok(client_on(pool, layer, retry_policy))
+        let prepared = self.prepare()?;
+        let channel = prepared
+            .endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(&e, &prepared.peer, &prepared.url))?;
+        let (transport, pool) = self.assemble(prepared, Some(channel));
+        Ok(OperationsClient::from_parts(transport, Some(pool)))
     }
 
-    fn prepare(self) -> Result<(Endpoint, AuthLayer, RetryPolicy)> {
+    /// The authenticated, guarded, pooled transport, for other generated clients: wrap it
+    /// in `tonic::client::Grpc` or give it to a generated client's `new`. Calls made on it
+    /// share the connections (and stream budget) of clients made with
+    /// [`OperationsClient::from_transport`].
+    pub fn transport(self) -> Result<(Transport, ChannelPool)> {
+        self.build(None)
+    }
+
+    fn build(self, channel: Option<tonic::transport::Channel>) -> Result<(Transport, ChannelPool)> {
+        let prepared = self.prepare()?;
+        Ok(self.assemble(prepared, channel))
+    }
+
+    fn assemble(
+        &self,
+        prepared: Prepared,
+        channel: Option<tonic::transport::Channel>,
+    ) -> (Transport, ChannelPool) {
+        let pool = match channel {
+            Some(channel) => ChannelPool::with_connection(prepared.endpoint, self.pool, channel),
+            None => ChannelPool::new(prepared.endpoint, self.pool),
+        };
+        let guarded = tower::ServiceBuilder::new()
+            .layer(prepared.auth)
+            .layer(GuardLayer::new(prepared.peer, self.max_response_bytes))
+            .service(pool.clone());
+        let mut transport = Transport::new(guarded);
+        for layer in self.layers.iter().rev() {
+            transport = layer.apply(transport);
+        }
+        (transport, pool)
+    }
+
+    fn prepare(&self) -> Result<Prepared> {
         let emulated = self.emulator_host.is_some();
         let url = match &self.emulator_host {
             Some(host) => format!("http://{}", host.trim_start_matches("http://")),
@@ -198,7 +301,13 @@ impl Connector {
                 )));
             }
         };
-        let token_source = if emulated { None } else { self.token_source };
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let peer: Arc<str> = Arc::from(format!("{host}:{port}"));
+        let token_source = if emulated {
+            None
+        } else {
+            self.token_source.as_ref()
+        };
         if token_source.is_some() && !secure && !self.allow_plaintext_token && !is_loopback(host) {
             return Err(Error::PlaintextToken { endpoint: url });
         }
@@ -208,23 +317,39 @@ impl Connector {
         if secure {
             endpoint = tls(endpoint, &self.ca_certificates)?;
         }
-        let mut layer = match token_source {
-            Some(source) => AuthLayer::from_boxed(source),
+        let mut auth = match token_source {
+            Some(source) => AuthLayer::from_shared(source.clone()),
             None => AuthLayer::without_token(),
         };
         if let Some(project) = &self.quota_project {
-            layer = layer.quota_project(project)?;
+            auth = auth.quota_project(project)?;
         }
-        Ok((endpoint, layer, self.retry_policy))
+        Ok(Prepared {
+            endpoint,
+            url,
+            peer,
+            auth,
+        })
     }
 }
 
-fn client_on(pool: ChannelPool, layer: AuthLayer, retry_policy: RetryPolicy) -> OperationsClient {
-    let slots = pool.long_call_slots();
-    let service = tower::ServiceBuilder::new().layer(layer).service(pool);
-    OperationsClient::from_service(service)
-        .with_retry_policy(retry_policy)
-        .with_long_call_slots(slots)
+/// The error of a connection that could not be made, classified.
+fn connect_error(error: &tonic::transport::Error, peer: &Arc<str>, url: &str) -> Error {
+    let fault = Fault::classify(error, peer);
+    match fault {
+        Some(fault) if fault.kind() == FaultKind::Certificate => Error::Certificate {
+            peer: peer.to_string(),
+            reason: fault.message().to_owned(),
+        },
+        Some(fault) => Error::Connect {
+            endpoint: url.to_owned(),
+            message: fault.message().to_owned(),
+        },
+        None => Error::Connect {
+            endpoint: url.to_owned(),
+            message: error.to_string(),
+        },
+    }
 }
 
 #[cfg(feature = "tls")]

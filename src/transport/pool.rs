@@ -22,6 +22,14 @@
 //!   a slot only when one is free, and otherwise polls for that round, so the reserve is
 //!   always there for short calls: Get, List, Cancel, Delete, and the Vision start calls.
 //!
+//! - **Health.** Connections send HTTP/2 keepalive pings while calls are open
+//!   ([`PoolConfig::keepalive_interval`]), so a dead connection is found rather than waited
+//!   on. Each is retired after [`PoolConfig::max_connection_age`] (less up to a tenth, at
+//!   random, so that connections opened together do not all go at once): Google's front
+//!   ends close connections after about an hour, and Google's Java clients refresh theirs at
+//!   about 50 minutes. Calls in flight finish on the retired connection. A connection whose
+//!   call failed below HTTP (refused, reset, closed) is dropped and never picked again.
+//!
 //! This mirrors the channel pools of Google's own client libraries (dynamic channel pools
 //! with a stream budget per channel), with the long-call reserve added because WaitOperation
 //! is the one call here that parks a stream.
@@ -32,9 +40,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tower::{Service, ServiceExt as _};
 
@@ -50,6 +60,13 @@ pub struct PoolConfig {
     pub max_connections: usize,
     /// Streams per connection that long calls (WaitOperation) may not use (default 10).
     pub reserved_streams: usize,
+    /// How often a connection with open calls is pinged; `None` never (default 2 min, as
+    /// Google's Spanner clients do; Google's front ends refuse pings more often than that).
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed (default 20 s).
+    pub keepalive_timeout: Duration,
+    /// The age at which a connection is retired (default 50 min, less up to 10 % jitter).
+    pub max_connection_age: Duration,
 }
 
 impl Default for PoolConfig {
@@ -58,6 +75,9 @@ impl Default for PoolConfig {
             max_streams_per_connection: 100,
             max_connections: 128,
             reserved_streams: 10,
+            keepalive_interval: Some(Duration::from_secs(120)),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connection_age: Duration::from_secs(50 * 60),
         }
     }
 }
@@ -90,7 +110,7 @@ impl PoolConfig {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use longrunning::OperationsClient;
-/// use longrunning::pool::{ChannelPool, PoolConfig};
+/// use longrunning::transport::{ChannelPool, PoolConfig};
 ///
 /// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:8080");
 /// let pool = ChannelPool::new(endpoint, PoolConfig::default());
@@ -115,6 +135,21 @@ struct PoolShared {
 struct Connection {
     channel: Channel,
     in_flight: Arc<AtomicUsize>,
+    /// When it stops taking new calls.
+    retire_at: Instant,
+}
+
+impl Connection {
+    fn new(channel: Channel, config: &PoolConfig) -> Self {
+        let age = config
+            .max_connection_age
+            .mul_f64(1.0 - fastrand::f64() / 10.0);
+        Connection {
+            channel,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            retire_at: Instant::now() + age,
+        }
+    }
 }
 
 impl fmt::Debug for ChannelPool {
@@ -131,6 +166,12 @@ impl ChannelPool {
     /// A pool to `endpoint` (its TLS and timeouts apply to every connection). Connections
     /// are opened when calls need them.
     pub fn new(endpoint: Endpoint, config: PoolConfig) -> Self {
+        let mut endpoint = endpoint
+            .keep_alive_timeout(config.keepalive_timeout)
+            .keep_alive_while_idle(false);
+        if let Some(interval) = config.keepalive_interval {
+            endpoint = endpoint.http2_keep_alive_interval(interval);
+        }
         ChannelPool {
             shared: Arc::new(PoolShared {
                 endpoint,
@@ -145,10 +186,7 @@ impl ChannelPool {
     /// A pool whose first connection is `channel`, already connected to `endpoint`.
     pub fn with_connection(endpoint: Endpoint, config: PoolConfig, channel: Channel) -> Self {
         let pool = Self::new(endpoint, config);
-        pool.lock().push(Connection {
-            channel,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        });
+        pool.lock().push(Connection::new(channel, &config));
         pool
     }
 
@@ -178,10 +216,12 @@ impl ChannelPool {
     }
 
     /// The least busy connection with room, opening one if all are full; counts the call
-    /// on it.
-    fn pick(&self) -> (Channel, StreamGuard) {
+    /// on it. Connections past their age are retired first (their calls finish on them).
+    fn pick(&self) -> (Channel, StreamGuard, Arc<AtomicUsize>) {
         let config = self.shared.config;
         let mut connections = self.lock();
+        let now = Instant::now();
+        connections.retain(|c| c.retire_at > now);
         let least_busy = connections
             .iter()
             .enumerate()
@@ -191,10 +231,10 @@ impl ChannelPool {
             Some((i, busy)) if busy < config.streams() => i,
             Some((i, _)) if connections.len() >= config.connections() => i,
             _ => {
-                connections.push(Connection {
-                    channel: self.shared.endpoint.connect_lazy(),
-                    in_flight: Arc::new(AtomicUsize::new(0)),
-                });
+                connections.push(Connection::new(
+                    self.shared.endpoint.connect_lazy(),
+                    &config,
+                ));
                 tracing::debug!(
                     connections = connections.len(),
                     "opened a pooled connection"
@@ -210,7 +250,14 @@ impl ChannelPool {
                 in_flight: connection.in_flight.clone(),
                 _permit: None,
             },
+            connection.in_flight.clone(),
         )
+    }
+
+    /// Drops the connection whose counter is `id` (its call failed below HTTP): the next
+    /// call that needs one opens a new connection.
+    fn drop_connection(&self, id: &Arc<AtomicUsize>) {
+        self.lock().retain(|c| !Arc::ptr_eq(&c.in_flight, id));
     }
 }
 
@@ -240,9 +287,16 @@ impl Service<http::Request<Body>> for ChannelPool {
         let pool = self.clone();
         Box::pin(async move {
             let permit = pool.shared.streams.clone().acquire_owned().await?;
-            let (channel, mut guard) = pool.pick();
+            let (channel, mut guard, id) = pool.pick();
             guard._permit = Some(permit);
-            let response = channel.oneshot(request).await?;
+            let response = match channel.oneshot(request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::debug!(%error, "dropping a pooled connection after a failed call");
+                    pool.drop_connection(&id);
+                    return Err(error.into());
+                }
+            };
             // The stream stays open until the body (with its trailers) is read or dropped.
             Ok(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {

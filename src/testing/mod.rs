@@ -39,6 +39,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 
+use crate::any::pack;
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
 use crate::proto::longrunning as lro;
@@ -49,46 +50,8 @@ use crate::proto::vision as pb;
 use crate::proto::vision::image_annotator_server::{ImageAnnotator, ImageAnnotatorServer};
 use crate::proto::vision::product_search_server::{ProductSearch, ProductSearchServer};
 
-/// The RPCs the fake implements; used to inject faults and count calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FakeMethod {
-    /// `google.longrunning.Operations/GetOperation`
-    GetOperation,
-    /// `google.longrunning.Operations/ListOperations`
-    ListOperations,
-    /// `google.longrunning.Operations/CancelOperation`
-    CancelOperation,
-    /// `google.longrunning.Operations/DeleteOperation`
-    DeleteOperation,
-    /// `google.longrunning.Operations/WaitOperation`
-    WaitOperation,
-    /// `google.cloud.vision.v1.ProductSearch/ImportProductSets`
-    ImportProductSets,
-    /// `google.cloud.vision.v1.ProductSearch/PurgeProducts`
-    PurgeProducts,
-    /// `google.cloud.vision.v1.ImageAnnotator/AsyncBatchAnnotateFiles`
-    AsyncBatchAnnotateFiles,
-    /// `google.cloud.vision.v1.ImageAnnotator/AsyncBatchAnnotateImages`
-    AsyncBatchAnnotateImages,
-}
-
-impl FakeMethod {
-    const ALL: [FakeMethod; 9] = [
-        FakeMethod::GetOperation,
-        FakeMethod::ListOperations,
-        FakeMethod::CancelOperation,
-        FakeMethod::DeleteOperation,
-        FakeMethod::WaitOperation,
-        FakeMethod::ImportProductSets,
-        FakeMethod::PurgeProducts,
-        FakeMethod::AsyncBatchAnnotateFiles,
-        FakeMethod::AsyncBatchAnnotateImages,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+/// The RPCs the fake implements: the crate's one table of RPCs.
+pub use crate::rpc::Method as FakeMethod;
 
 /// How a scripted operation ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -403,9 +366,13 @@ impl FakeServer {
         }
     }
 
-    /// A client on a new channel to it.
+    /// A client to it, built as [`Connector`](crate::transport::Connector) builds one:
+    /// pool, response guard, auth layer (no token), on new connections.
     pub fn client(&self) -> OperationsClient {
-        OperationsClient::new(self.channel())
+        crate::transport::Connector::new()
+            .endpoint(format!("http://{}", self.addr))
+            .connect_lazy()
+            .unwrap_or_else(|_| OperationsClient::new(self.channel()))
     }
 
     /// Stops serving, as a crash would: pending calls fail UNAVAILABLE and connections close.
@@ -537,12 +504,14 @@ impl FakeServer {
         self.fail_next_with(method, count, injected_unavailable());
     }
 
-    /// The next `count` calls of `method` fail with `status` (any code, any details).
-    pub fn fail_next_with(&self, method: FakeMethod, count: u64, status: Status) {
+    /// The next `count` calls of `method` fail with `status`: the crate's
+    /// [`Status`](crate::Status) (details such as `RetryInfo` or `QuotaFailure` included, see
+    /// [`ErrorDetail`](crate::ErrorDetail)) or a tonic status.
+    pub fn fail_next_with(&self, method: FakeMethod, count: u64, status: impl Into<Status>) {
         self.shared
             .lock_switches()
             .failures
-            .insert(method, (count, status));
+            .insert(method, (count, status.into()));
     }
 
     /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).
@@ -828,13 +797,6 @@ impl Drop for InFlight<'_> {
 
 fn not_found(name: &str) -> Status {
     Status::not_found(format!("operation {name} not found"))
-}
-
-fn pack<T: Message + Name>(message: &T) -> Any {
-    Any {
-        type_url: format!("type.googleapis.com/{}", T::full_name()),
-        value: message.encode_to_vec(),
-    }
 }
 
 fn batch_metadata(

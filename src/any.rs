@@ -1,0 +1,39 @@
+//! `google.protobuf.Any` helpers: the type name in a type URL, type checks, packing.
+//!
+//! Unpacking with errors that name the operation lives with the typed snapshot
+//! ([`crate::operation::unpack`]); this module knows nothing of operations.
+
+use prost::{Message, Name};
+use prost_types::Any;
+
+/// The full proto type name in a type URL: everything after the last `/`.
+pub fn type_name_of(type_url: &str) -> Option<&str> {
+    type_url
+        .rsplit_once('/')
+        .map(|(_, name)| name)
+        .filter(|n| !n.is_empty())
+}
+
+/// Whether `any` holds a `T`, judged by its type URL (any prefix up to the last `/`).
+///
+/// ```
+/// use longrunning::any::{is_type, pack};
+/// let any = pack(&prost_types::Duration { seconds: 1, nanos: 0 });
+/// assert!(is_type::<prost_types::Duration>(&any));
+/// assert!(!is_type::<prost_types::Timestamp>(&any));
+/// ```
+pub fn is_type<T: Name>(any: &Any) -> bool {
+    // `PACKAGE.NAME`, compared without building the string.
+    type_name_of(&any.type_url)
+        .and_then(|name| name.strip_prefix(T::PACKAGE))
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(T::NAME)
+}
+
+/// `message` packed with the `type.googleapis.com/` type URL Google's servers use.
+pub fn pack<T: Message + Name>(message: &T) -> Any {
+    Any {
+        type_url: format!("type.googleapis.com/{}", T::full_name()),
+        value: message.encode_to_vec(),
+    }
+}

@@ -1,0 +1,112 @@
+//! [`Latch`]: a yes-or-no fact about the server, learnt once by one caller while the
+//! others wait for its verdict. The waiter keeps whether the server implements
+//! WaitOperation in one, per client.
+
+use tokio::sync::watch;
+
+/// What a [`Latch`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Knowledge {
+    /// Nobody has asked yet (or the asker gave up).
+    Unknown,
+    /// One caller is finding out.
+    Learning,
+    /// The verdict.
+    Known(bool),
+}
+
+/// A fact learnt once: one caller claims the right to find out; the others wait for its
+/// verdict. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub(crate) struct Latch(watch::Sender<Knowledge>);
+
+impl Latch {
+    pub(crate) fn new() -> Self {
+        Latch(watch::Sender::new(Knowledge::Unknown))
+    }
+
+    pub(crate) fn knowledge(&self) -> Knowledge {
+        *self.0.borrow()
+    }
+
+    /// Claims the right to find out, if nobody has it and nothing is known. The claim
+    /// hands the latch back to the next caller if it is dropped without a verdict.
+    pub(crate) fn claim(&self) -> Option<Claim<'_>> {
+        let claimed = self.0.send_if_modified(|state| {
+            let unknown = *state == Knowledge::Unknown;
+            if unknown {
+                *state = Knowledge::Learning;
+            }
+            unknown
+        });
+        claimed.then(|| Claim(self))
+    }
+
+    /// Records the verdict (any caller may: a verdict is a verdict).
+    pub(crate) fn settle(&self, verdict: bool) {
+        self.0.send_if_modified(|state| {
+            let changed = *state != Knowledge::Known(verdict);
+            *state = Knowledge::Known(verdict);
+            changed
+        });
+    }
+
+    /// Waits until nobody is finding out any more; returns what is known then (`Unknown` if
+    /// the one finding out gave up: claim it yourself).
+    pub(crate) async fn learnt(&self) -> Knowledge {
+        let mut receiver = self.0.subscribe();
+        match receiver
+            .wait_for(|state| *state != Knowledge::Learning)
+            .await
+        {
+            Ok(state) => *state,
+            Err(_) => Knowledge::Unknown,
+        }
+    }
+}
+
+/// The right to find out; dropped without a verdict, it lets the next caller try.
+#[derive(Debug)]
+pub(crate) struct Claim<'a>(&'a Latch);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.0.send_if_modified(|state| {
+            let stuck = *state == Knowledge::Learning;
+            if stuck {
+                *state = Knowledge::Unknown;
+            }
+            stuck
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_claim_at_a_time_and_the_others_get_its_verdict() {
+        let latch = std::sync::Arc::new(Latch::new());
+        let claim = latch.claim().expect("the first caller claims");
+        assert!(latch.claim().is_none());
+        let waiting = {
+            let latch = latch.clone();
+            tokio::spawn(async move { latch.learnt().await })
+        };
+        tokio::task::yield_now().await;
+        latch.settle(false);
+        assert_eq!(latch.knowledge(), Knowledge::Known(false));
+        drop(claim);
+        assert_eq!(waiting.await.unwrap(), Knowledge::Known(false));
+        assert!(latch.claim().is_none(), "settled: nothing to claim");
+    }
+
+    #[tokio::test]
+    async fn a_claim_dropped_without_a_verdict_frees_the_latch() {
+        let latch = Latch::new();
+        drop(latch.claim().unwrap());
+        assert_eq!(latch.learnt().await, Knowledge::Unknown);
+        assert!(latch.claim().is_some());
+    }
+}

@@ -1,0 +1,76 @@
+//! How calls reach the server: one tower stack shared by every call and every wait.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | [`connector`] | [`Connector`]: endpoint, TLS, token, quota project, the stack assembled |
+//! | [`pool`] | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
+//! | [`guard`] | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
+//! | [`fault`] | [`Fault`]: what a transport failure means for a call, classified once |
+//! | [`retry`] | [`RetryPolicy`] and the pure decision the client's call loop executes |
+//! | [`auth`] | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
+//! | [`token`] | token sources: static, environment, command, application default |
+//!
+//! The stack, top to bottom: tonic's `Grpc` client (in [`OperationsClient`]) → your layers →
+//! [`AuthLayer`] → [`GuardLayer`] → [`ChannelPool`] → HTTP/2.
+//!
+//! [`OperationsClient`]: crate::OperationsClient
+
+pub mod auth;
+pub mod connector;
+pub mod fault;
+pub mod guard;
+pub mod pool;
+pub mod retry;
+pub mod token;
+
+use std::sync::Arc;
+
+pub use auth::AuthLayer;
+pub use connector::Connector;
+pub use fault::{Fault, FaultKind};
+pub use guard::GuardLayer;
+pub use pool::{ChannelPool, PoolConfig};
+pub use retry::RetryPolicy;
+#[cfg(feature = "adc")]
+pub use token::ApplicationDefault;
+pub use token::{CommandToken, EnvToken, StaticToken, Token, TokenFuture, TokenSource};
+
+/// The type-erased stack every call of this crate runs on; cheap to clone. Give it to any
+/// tonic-generated client (`FooClient::new(transport)`) to share the connections.
+pub type Transport = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tower::BoxError,
+>;
+
+/// A tower layer over [`Transport`], type-erased so that a [`Connector`] can hold many.
+#[derive(Clone)]
+pub(crate) struct TransportLayer(Arc<dyn Fn(Transport) -> Transport + Send + Sync>);
+
+impl TransportLayer {
+    pub(crate) fn new<L>(layer: L) -> Self
+    where
+        L: tower::Layer<Transport> + Send + Sync + 'static,
+        L::Service: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Error:
+            Into<tower::BoxError>,
+        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    {
+        TransportLayer(Arc::new(move |inner| {
+            let service = tower::ServiceBuilder::new()
+                .map_err(Into::into)
+                .service(layer.layer(inner));
+            Transport::new(service)
+        }))
+    }
+
+    pub(crate) fn apply(&self, inner: Transport) -> Transport {
+        (self.0)(inner)
+    }
+}

@@ -1,0 +1,106 @@
+//! Waiting for one operation, or many at once on the caller's task.
+
+use std::sync::Arc;
+
+use futures_core::Stream;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
+
+use super::WaitOptions;
+use super::waiter::{Budget, Waiter};
+use crate::client::{OperationsClient, RawOperation};
+use crate::error::Result;
+use crate::operation::{Operation, OperationResponse, decode_result, unseen};
+
+impl OperationsClient {
+    /// Waits for the operation `name` to finish and returns its final snapshot (an operation
+    /// that failed is still a returned snapshot: its `result` holds the error). The first
+    /// RPC is the WaitOperation itself: no GetOperation first.
+    pub async fn wait_for(&self, name: &str, options: &WaitOptions) -> Result<RawOperation> {
+        let mut waiter = Waiter::new(self.clone(), unseen(name)?, false, options, None);
+        waiter.until_done().await?;
+        Ok(waiter.into_last())
+    }
+}
+
+impl<R: OperationResponse, M> Operation<R, M> {
+    /// Waits until the operation is done and returns its decoded result. The handle follows
+    /// along: after an [`Error::Timeout`](crate::Error::Timeout) it holds the last snapshot,
+    /// and waiting again resumes.
+    pub async fn wait(&mut self, options: &WaitOptions) -> Result<R> {
+        self.wait_limited(options, None).await
+    }
+
+    async fn wait_limited(&mut self, options: &WaitOptions, budget: Option<Budget>) -> Result<R> {
+        let fetched = self.is_fetched();
+        let raw = self.raw().clone();
+        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, budget);
+        let outcome = waiter.until_done().await;
+        if waiter.has_answer() {
+            self.set_raw(waiter.into_last());
+        }
+        outcome?;
+        decode_result(self.raw())
+    }
+}
+
+/// A finished wait: the handle with its last snapshot, and its result.
+pub type Finished<R, M> = (Operation<R, M>, Result<R>);
+
+/// Waits for many typed operations at once, yielding each finished handle with its result
+/// as it completes. All waits run on the caller's task, share the handles' client, and keep
+/// at most `options.max_in_flight_rpcs` GetOperations in flight.
+pub fn wait_stream<R, M, I>(
+    operations: I,
+    options: &WaitOptions,
+) -> impl Stream<Item = Finished<R, M>> + use<R, M, I>
+where
+    R: OperationResponse,
+    I: IntoIterator<Item = Operation<R, M>>,
+{
+    indexed_waits(operations, options).map(|(_, op, result)| (op, result))
+}
+
+/// [`wait_stream`], collected in the order the operations were given.
+pub async fn wait_all<R, M>(
+    operations: impl IntoIterator<Item = Operation<R, M>>,
+    options: &WaitOptions,
+) -> Vec<Finished<R, M>>
+where
+    R: OperationResponse,
+{
+    let mut waits = indexed_waits(operations, options);
+    let mut finished: Vec<Option<Finished<R, M>>> = Vec::new();
+    finished.resize_with(waits.len(), || None);
+    while let Some((index, op, result)) = waits.next().await {
+        if let Some(slot) = finished.get_mut(index) {
+            *slot = Some((op, result));
+        }
+    }
+    finished.into_iter().flatten().collect()
+}
+
+/// One future per operation, with its index, sharing one in-flight budget.
+fn indexed_waits<R, M, I>(
+    operations: I,
+    options: &WaitOptions,
+) -> FuturesUnordered<impl Future<Output = (usize, Operation<R, M>, Result<R>)> + use<R, M, I>>
+where
+    R: OperationResponse,
+    I: IntoIterator<Item = Operation<R, M>>,
+{
+    let budget: Budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+    operations
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut op)| {
+            let budget = budget.clone();
+            let options = options.clone();
+            async move {
+                let result = op.wait_limited(&options, Some(budget)).await;
+                (index, op, result)
+            }
+        })
+        .collect()
+}

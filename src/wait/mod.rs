@@ -1,0 +1,139 @@
+//! Waiting for operations to finish: WaitOperation first, polling GetOperation as fallback.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | [`decide`](self) (internal) | the pure decision: which RPC next, after what delay |
+//! | `waiter` (internal) | the one loop that executes it: one sleep site, the probe, admission |
+//! | `batch` | waiting for one operation or many: [`Operation::wait`], [`OperationsClient::wait_for`], [`wait_all`], [`wait_stream`] |
+//! | `watch` | progress: [`Operation::watch`], [`OperationsClient::watch_each`] |
+//!
+//! # The ways to wait, and what they cost
+//!
+//! | call | for | RPCs |
+//! |---|---|---|
+//! | [`Operation::wait`] | one typed handle; the handle follows along | one WaitOperation per `wait_rpc_cap` (60 s) the operation runs; polling: one GetOperation per poll delay |
+//! | [`OperationsClient::wait_for`] | one operation by name | the same |
+//! | [`wait_all`], [`wait_stream`] | many typed handles on the caller's task | the same per operation; at most `max_in_flight_rpcs` GetOperations in flight |
+//! | [`Operation::watch`], [`OperationsClient::watch_each`] | progress reports | on the Wait path one WaitOperation per `watch_interval` (10 s), so metadata changes show within it |
+//!
+//! Each client learns once whether the server implements WaitOperation: the first wait
+//! sends a probe (a WaitOperation with no timeout, answered at once), the others wait for
+//! its verdict, and after UNIMPLEMENTED every wait of the client polls.
+//!
+//! # How a wait proceeds
+//!
+//! The rules are the table in the `decide` module. In short: WaitOperation with
+//! `timeout = min(time left, wait_rpc_cap)`; a server that answers not done at once is
+//! spaced by the poll delays; UNIMPLEMENTED switches to polling; UNAVAILABLE, connection
+//! failures, CANCELLED, ABORTED, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (with or without a
+//! `RetryInfo`) are ridden out after the fault delays; anything else ends the wait. A wait
+//! that never got an answer gives up after the client's retry attempts, as `get` does.
+//! Every sleep and RPC is bounded by [`WaitOptions::timeout`]: running out gives
+//! [`Error::Timeout`](crate::Error::Timeout) with the last snapshot received (if any). A
+//! wait is a plain future: dropping it stops its RPCs at once.
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> longrunning::Result<()> {
+//! use std::time::Duration;
+//! use longrunning::testing::FakeServer;
+//! use longrunning::vision::{ProductSearch, pb};
+//! use longrunning::wait::WaitOptions;
+//!
+//! let fake = FakeServer::start().await?;
+//! let mut op = ProductSearch::new(fake.client())
+//!     .purge_products(pb::PurgeProductsRequest {
+//!         parent: "projects/p/locations/us-west1".into(),
+//!         target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(true)),
+//!         force: true,
+//!     })
+//!     .await?;
+//! let options = WaitOptions { timeout: Some(Duration::from_secs(600)), ..WaitOptions::default() };
+//! let outcome = op.wait(&options).await?;
+//! assert!(outcome.echoed_request.is_some());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+//!
+//! [`Operation::wait`]: crate::Operation::wait
+//! [`Operation::watch`]: crate::Operation::watch
+//! [`OperationsClient::wait_for`]: crate::OperationsClient::wait_for
+//! [`OperationsClient::watch_each`]: crate::OperationsClient::watch_each
+
+mod batch;
+mod decide;
+mod waiter;
+mod watch;
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+pub use batch::{Finished, wait_all, wait_stream};
+pub use watch::Progress;
+
+/// Which RPC a wait uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitStrategy {
+    /// WaitOperation, falling back to polling once the server answers UNIMPLEMENTED.
+    #[default]
+    Auto,
+    /// WaitOperation only; UNIMPLEMENTED ends the wait with that error.
+    Wait,
+    /// GetOperation polling only.
+    Poll,
+}
+
+/// How a wait behaves. `Default` gives the documented defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use longrunning::wait::{WaitOptions, WaitStrategy};
+///
+/// let options = WaitOptions {
+///     timeout: Some(Duration::from_secs(15 * 60)),
+///     strategy: WaitStrategy::Poll,
+///     ..WaitOptions::default()
+/// };
+/// assert_eq!(options.wait_rpc_cap, Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitOptions {
+    /// How long to wait in all (default 24 h). `None` waits for as long as it takes.
+    pub timeout: Option<Duration>,
+    /// Wait, poll, or wait with polling fallback (default [`WaitStrategy::Auto`]).
+    pub strategy: WaitStrategy,
+    /// The longest single WaitOperation call (default 60 s).
+    pub wait_rpc_cap: Duration,
+    /// For watches: the longest single WaitOperation, so that metadata changes show at
+    /// least this often (default 10 s).
+    pub watch_interval: Duration,
+    /// WaitOperation answers that come back not done sooner than this are spaced by the
+    /// poll delays (default 250 ms).
+    pub min_wait_interval: Duration,
+    /// The delays between polls (default 1 s, ×1.5, up to 30 s, jittered to [50 %, 100 %]).
+    pub poll_backoff: Backoff,
+    /// The delays after faults, growing while they repeat and starting over after an
+    /// answer (default 1 s, ×2, up to 30 s, jittered). A `RetryInfo` delay replaces one.
+    pub fault_backoff: Backoff,
+    /// For [`wait_stream`] and [`wait_all`]: the most GetOperations in flight at once
+    /// (default 1,000). WaitOperations are bounded by the pool's long-call slots instead.
+    pub max_in_flight_rpcs: usize,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            timeout: Some(Duration::from_secs(24 * 60 * 60)),
+            strategy: WaitStrategy::Auto,
+            wait_rpc_cap: Duration::from_secs(60),
+            watch_interval: Duration::from_secs(10),
+            min_wait_interval: Duration::from_millis(250),
+            poll_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5),
+            fault_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 2.0),
+            max_in_flight_rpcs: 1000,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The one loop that executes a wait's [decisions](super::decide): sleep (the only sleep
+//! site), send the RPC the plan chose, turn the answer into the next event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::WaitOptions;
+use super::decide::{Decision, Event, Plan, Rpc};
+use crate::client::{OperationsClient, RawOperation};
+use crate::error::{Error, Result};
+use crate::latch::Knowledge;
+use crate::status::Code;
+
+/// The in-flight budget a batch of waits shares: GetOperations take one permit each.
+pub(crate) type Budget = Arc<Semaphore>;
+
+/// One wait: hands out successively fresher snapshots of one operation.
+pub(crate) struct Waiter {
+    client: OperationsClient,
+    options: WaitOptions,
+    plan: Plan,
+    last: RawOperation,
+    /// Whether `last` came from the server.
+    answered: bool,
+    /// What the plan decides on next.
+    event: Event,
+    /// The failure a `Fail` decision ends the wait with.
+    failure: Option<Error>,
+    started: Instant,
+    deadline: Option<Instant>,
+    rpcs: u32,
+    budget: Option<Budget>,
+}
+
+impl Waiter {
+    /// A wait from `last`, a snapshot that is `fresh` if it just came from the server.
+    pub(crate) fn new(
+        client: OperationsClient,
+        last: RawOperation,
+        fresh: bool,
+        options: &WaitOptions,
+        budget: Option<Budget>,
+    ) -> Self {
+        let started = Instant::now();
+        let attempts = client.retry_policy().max_attempts;
+        Waiter {
+            plan: Plan::new(options, attempts),
+            client,
+            options: options.clone(),
+            last,
+            answered: fresh,
+            event: Event::Start { fresh },
+            failure: None,
+            started,
+            deadline: options.timeout.and_then(|t| started.checked_add(t)),
+            rpcs: 0,
+            budget,
+        }
+    }
+
+    pub(crate) fn last(&self) -> &RawOperation {
+        &self.last
+    }
+
+    pub(crate) fn into_last(self) -> RawOperation {
+        self.last
+    }
+
+    /// Whether `last` came from the server.
+    pub(crate) fn has_answer(&self) -> bool {
+        self.answered
+    }
+
+    /// The same wait, looking with a GetOperation first (for watches).
+    pub(crate) fn looking_first(mut self) -> Self {
+        self.plan = self.plan.looking_first();
+        self
+    }
+
+    /// Waits until the operation is done; the final snapshot is then [`last`](Self::last).
+    pub(crate) async fn until_done(&mut self) -> Result<()> {
+        let span = tracing::debug_span!(
+            "wait",
+            operation = %self.last.name,
+            strategy = ?self.options.strategy,
+            rpcs = tracing::field::Empty,
+        );
+        let outcome = async {
+            while !(self.answered && self.last.done) {
+                self.next_answer().await?;
+            }
+            Ok(())
+        }
+        .instrument(span.clone())
+        .await;
+        span.record("rpcs", self.rpcs);
+        outcome
+    }
+
+    /// Runs the loop until the server answers once more (or the wait ends); `last` is then
+    /// that answer.
+    pub(crate) async fn next_answer(&mut self) -> Result<()> {
+        loop {
+            let knowledge = self.client.wait_support().knowledge();
+            let (after, rpc) = match self.plan.decide(self.event, knowledge) {
+                Decision::Finish => return Ok(()),
+                Decision::Fail => return Err(self.take_failure()),
+                Decision::Call { after, rpc } => (after, rpc),
+            };
+            self.bounded(tokio::time::sleep(after)).await?;
+            if let Some(event) = self.send(rpc).await? {
+                let answered = matches!(event, Event::Answered { .. });
+                self.event = event;
+                if answered {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Sends `rpc` and describes its outcome; `None` when nothing was sent (the client's
+    /// probe settled what the plan assumed: decide again).
+    async fn send(&mut self, rpc: Rpc) -> Result<Option<Event>> {
+        match rpc {
+            Rpc::Get => self.get().await.map(Some),
+            Rpc::Wait => self.wait().await,
+        }
+    }
+
+    async fn get(&mut self) -> Result<Event> {
+        self.get_spaced(false).await
+    }
+
+    /// A GetOperation; `instead_of_wait` when it stands in for a Wait with no slot free.
+    async fn get_spaced(&mut self, instead_of_wait: bool) -> Result<Event> {
+        let _permit = match &self.budget {
+            Some(budget) => Some(self.bounded(budget.clone().acquire_owned()).await?),
+            None => None,
+        };
+        self.rpcs = self.rpcs.saturating_add(1);
+        let client = self.client.clone();
+        let answer = self
+            .bounded(client.get_with(&self.last.name, false))
+            .await?;
+        Ok(self.record(Rpc::Get, answer, instead_of_wait))
+    }
+
+    /// One WaitOperation: the client's probe if nothing is known yet (with no timeout: the
+    /// verdict comes at once), else `min(time left, cap)`. Without a free long-call slot
+    /// on the pool, a GetOperation goes instead.
+    async fn wait(&mut self) -> Result<Option<Event>> {
+        let support = self.client.wait_support().clone();
+        let auto = self.options.strategy == super::WaitStrategy::Auto;
+        let claim = match support.knowledge() {
+            Knowledge::Known(_) => None,
+            _ if !auto => None,
+            _ => match support.claim() {
+                Some(claim) => Some(claim),
+                None => {
+                    // Another wait is probing: its verdict decides this one's next RPC.
+                    self.bounded(support.learnt()).await?;
+                    return Ok(None);
+                }
+            },
+        };
+        let Some(_slot) = self.long_call_slot().await? else {
+            return self.get_spaced(true).await.map(Some);
+        };
+        let timeout = if claim.is_some() {
+            Duration::ZERO
+        } else {
+            let left = self.deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            left.min(self.options.wait_rpc_cap)
+        };
+        self.rpcs = self.rpcs.saturating_add(1);
+        let sent = Instant::now();
+        let client = self.client.clone();
+        let answer = self
+            .bounded(client.wait_operation(&self.last.name, timeout))
+            .await?;
+        match &answer {
+            Ok(_) => support.settle(true),
+            Err(err) if err.code() == Some(Code::Unimplemented) => support.settle(false),
+            Err(_) => {}
+        }
+        drop(claim);
+        // A probe answers at once by design: that is not a server that ignores timeouts.
+        let quick = timeout > Duration::ZERO && sent.elapsed() < self.options.min_wait_interval;
+        Ok(Some(self.record(Rpc::Wait, answer, quick)))
+    }
+
+    /// A long-call slot of the pool, if the client runs on one: taken only if free in
+    /// `Auto` (`None`: poll this round), queued for when the strategy is `Wait`.
+    async fn long_call_slot(&self) -> Result<Option<Option<OwnedSemaphorePermit>>> {
+        let Some(slots) = self.client.long_call_slots() else {
+            return Ok(Some(None));
+        };
+        if self.options.strategy == super::WaitStrategy::Wait {
+            let permit = self.bounded(slots.clone().acquire_owned()).await?;
+            return Ok(permit.ok().map(Some));
+        }
+        Ok(slots.clone().try_acquire_owned().ok().map(Some))
+    }
+
+    /// Keeps an answer, or the failure, and says what happened.
+    fn record(&mut self, rpc: Rpc, answer: Result<RawOperation>, quick: bool) -> Event {
+        match answer {
+            Ok(op) => {
+                tracing::debug!(?rpc, done = op.done, "answered");
+                let done = op.done;
+                self.last = op;
+                self.answered = true;
+                Event::Answered { rpc, done, quick }
+            }
+            Err(err) => {
+                tracing::debug!(?rpc, error = %err, "rpc failed during wait");
+                let event = Event::Failed {
+                    rpc,
+                    code: err.code().unwrap_or(Code::Unknown),
+                    retry_delay: err.status().and_then(|s| s.retry_delay()),
+                    permanent: !matches!(err, Error::Rpc { .. }),
+                };
+                self.failure = Some(err);
+                event
+            }
+        }
+    }
+
+    fn take_failure(&mut self) -> Error {
+        self.failure.take().unwrap_or_else(|| self.timeout())
+    }
+
+    /// Runs `future` until the wait's deadline; past it, [`Error::Timeout`].
+    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T> {
+        match self.deadline {
+            None => Ok(future.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, future)
+                .await
+                .map_err(|_| self.timeout()),
+        }
+    }
+
+    fn timeout(&self) -> Error {
+        Error::Timeout {
+            name: self.last.name.clone(),
+            last: self.answered.then(|| Box::new(self.last.clone())),
+            elapsed: self.started.elapsed(),
+            rpcs: self.rpcs,
+        }
+    }
+}

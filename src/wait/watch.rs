@@ -1,0 +1,157 @@
+//! Progress: a stream of reports as an operation runs, for one typed handle or many names.
+
+use std::sync::Arc;
+
+use futures_core::Stream;
+use futures_util::StreamExt as _;
+use prost::{Message, Name};
+use tokio::sync::Semaphore;
+
+use super::WaitOptions;
+use super::waiter::Waiter;
+use crate::client::{OperationsClient, RawOperation};
+use crate::error::Result;
+use crate::operation::{Operation, OperationResponse, Snapshot, unseen};
+
+/// What [`Operation::watch`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress<R, M> {
+    /// Still running: the first snapshot, then each time the metadata changes.
+    Running {
+        /// The decoded metadata (`None` if the server sent none).
+        metadata: Option<M>,
+    },
+    /// Finished with a response. Always the last item.
+    Done {
+        /// The final metadata.
+        metadata: Option<M>,
+        /// The decoded response.
+        response: R,
+    },
+}
+
+/// Options for a watch: WaitOperations capped at the watch interval, so that metadata
+/// changes show on the Wait path too.
+fn watch_options(options: &WaitOptions) -> WaitOptions {
+    WaitOptions {
+        wait_rpc_cap: options.wait_rpc_cap.min(options.watch_interval),
+        ..options.clone()
+    }
+}
+
+impl<R, M> Operation<R, M>
+where
+    R: OperationResponse + Send + 'static,
+    M: Message + Name + Default + Send + 'static,
+{
+    /// A stream of typed progress reports: the current state, then one each time the
+    /// metadata changes, ending with [`Progress::Done`] or with the error that ended the
+    /// wait (a failed or cancelled operation, a timeout, an RPC error). On the Wait path
+    /// it costs one WaitOperation per [`WaitOptions::watch_interval`].
+    pub fn watch(
+        self,
+        options: &WaitOptions,
+    ) -> impl Stream<Item = Result<Progress<R, M>>> + Send + use<R, M> {
+        let fetched = self.is_fetched();
+        let client = self.client().clone();
+        let waiter = Waiter::new(
+            client,
+            self.into_raw(),
+            fetched,
+            &watch_options(options),
+            None,
+        )
+        .looking_first();
+        snapshots(waiter, !fetched).scan(false, |ended, snapshot| {
+            if *ended {
+                return std::future::ready(None);
+            }
+            let report = snapshot.and_then(|raw| {
+                let snapshot = Snapshot::<R, M>::new(raw);
+                let metadata = snapshot.metadata()?;
+                if snapshot.done() {
+                    Ok(Progress::Done {
+                        metadata,
+                        response: snapshot.result()?,
+                    })
+                } else {
+                    Ok(Progress::Running { metadata })
+                }
+            });
+            *ended = !matches!(report, Ok(Progress::Running { .. }));
+            std::future::ready(Some(report))
+        })
+    }
+}
+
+impl OperationsClient {
+    /// Watches many operations by name: yields a name with a snapshot each time that
+    /// operation's metadata changes (its current state first), and its done snapshot, or
+    /// the error that ended its wait, last. Bad names come back at once as
+    /// [`Error::InvalidName`](crate::Error::InvalidName). At most
+    /// `options.max_in_flight_rpcs` GetOperations are in flight; on the Wait path each
+    /// operation costs one WaitOperation per [`WaitOptions::watch_interval`].
+    pub fn watch_each<I>(
+        &self,
+        names: I,
+        options: &WaitOptions,
+    ) -> impl Stream<Item = (String, Result<RawOperation>)> + Send + use<I>
+    where
+        I: IntoIterator<Item = String>,
+    {
+        let options = watch_options(options);
+        let budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+        let streams = names.into_iter().map(|name| match unseen(&name) {
+            Ok(raw) => {
+                let waiter = Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
+                    .looking_first();
+                snapshots(waiter, true)
+                    .map(move |item| (name.clone(), item))
+                    .boxed()
+            }
+            Err(err) => futures_util::stream::once(std::future::ready((name, Err(err)))).boxed(),
+        });
+        futures_util::stream::select_all(streams)
+    }
+}
+
+/// The snapshots of one wait: the current one (asked for first if `need_fetch`), then each
+/// whose metadata differs from the last one yielded, and the done one last. An error ends
+/// it.
+fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<RawOperation>> + Send {
+    struct State {
+        waiter: Waiter,
+        need_fetch: bool,
+        reported_metadata: Option<Option<prost_types::Any>>,
+        finished: bool,
+    }
+    let state = State {
+        waiter,
+        need_fetch,
+        reported_metadata: None,
+        finished: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.finished {
+            return None;
+        }
+        loop {
+            if state.need_fetch
+                && let Err(err) = state.waiter.next_answer().await
+            {
+                state.finished = true;
+                return Some((Err(err), state));
+            }
+            state.need_fetch = true;
+            let last = state.waiter.last();
+            if last.done {
+                state.finished = true;
+                return Some((Ok(last.clone()), state));
+            }
+            if state.reported_metadata.as_ref() != Some(&last.metadata) {
+                state.reported_metadata = Some(last.metadata.clone());
+                return Some((Ok(last.clone()), state));
+            }
+        }
+    })
+}

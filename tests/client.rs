@@ -316,7 +316,12 @@ async fn a_slow_server_hits_the_per_call_timeout() {
 async fn bad_names_are_rejected_before_any_rpc() {
     let fake = FakeServer::start().await.unwrap();
     let client = fake.client();
-    for name in ["", "operations/a b", "operations/x\n", "operations//x"] {
+    for name in [
+        "",
+        "operations/a b",
+        "operations/x\n",
+        "operations/a\u{200b}b",
+    ] {
         for err in [
             client.get(name).await.unwrap_err(),
             client.cancel(name).await.unwrap_err(),

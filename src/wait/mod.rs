@@ -16,9 +16,10 @@
 //! | [`wait_all`], [`wait_stream`] | many typed handles on the caller's task | the same per operation; at most `max_in_flight_rpcs` GetOperations in flight |
 //! | [`Operation::watch`], [`OperationsClient::watch_each`] | progress reports | on the Wait path one WaitOperation per `watch_interval` (10 s), so metadata changes show within it |
 //!
-//! Each client learns once whether the server implements WaitOperation: the first wait
-//! sends a probe (a WaitOperation with no timeout, answered at once), the others wait for
-//! its verdict, and after UNIMPLEMENTED every wait of the client polls.
+//! Each client learns once whether the server implements WaitOperation: the first wait's
+//! WaitOperation is the probe; waits that start meanwhile wait for its verdict (up to
+//! `min_wait_interval`, after which the server has plainly accepted the call), and after
+//! UNIMPLEMENTED every wait of the client polls.
 //!
 //! # How a wait proceeds
 //!

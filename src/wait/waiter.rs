@@ -149,8 +149,8 @@ impl Waiter {
         Ok(self.record(Rpc::Get, answer, instead_of_wait))
     }
 
-    /// One WaitOperation: the client's probe if nothing is known yet (with no timeout: the
-    /// verdict comes at once), else `min(time left, cap)`. Without a free long-call slot
+    /// One WaitOperation of `min(time left, cap)`; the client's probe if nothing is known
+    /// yet. Without a free long-call slot
     /// on the pool, a GetOperation goes instead.
     async fn wait(&mut self) -> Result<Option<Event>> {
         let support = self.client.wait_support().clone();
@@ -161,9 +161,15 @@ impl Waiter {
             _ => match support.claim() {
                 Some(claim) => Some(claim),
                 None => {
-                    // Another wait is probing: its verdict decides this one's next RPC.
-                    self.bounded(support.learnt()).await?;
-                    return Ok(None);
+                    // Another wait is probing: its verdict decides this one's next RPC. A
+                    // server without WaitOperation answers at once; one still busy with the
+                    // probe after `min_wait_interval` has accepted it.
+                    let grace = self.options.min_wait_interval;
+                    let verdict = tokio::time::timeout(grace, support.learnt());
+                    if self.bounded(verdict).await?.is_ok() {
+                        return Ok(None);
+                    }
+                    None
                 }
             },
         };
@@ -190,8 +196,7 @@ impl Waiter {
             Err(_) => {}
         }
         drop(claim);
-        // A probe answers at once by design: that is not a server that ignores timeouts.
-        let quick = timeout > Duration::ZERO && sent.elapsed() < self.options.min_wait_interval;
+        let quick = sent.elapsed() < self.options.min_wait_interval;
         Ok(Some(self.record(Rpc::Wait, answer, quick)))
     }
 

@@ -63,7 +63,7 @@ async fn waits_are_traced_and_tokens_never_logged() {
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let close = log
         .lines()
-        .find(|line| line.contains("longrunning::wait: close"))
+        .find(|line| line.contains("longrunning::wait::waiter: close"))
         .unwrap_or_else(|| panic!("no span closed:\n{log}"));
     assert!(
         close.contains(

@@ -153,7 +153,7 @@ async fn resume_by_name_returns_the_same_typed_handle_without_restarting() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::NotFound));
-    let err = ImportProductSetsOperation::resume(&client, "gone")
+    let err = ImportProductSetsOperation::resume(&client, "gone\u{200b}")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidName { .. }));

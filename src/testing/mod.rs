@@ -357,7 +357,7 @@ impl FakeServer {
     }
 
     /// A new plaintext channel to it (connected on first use). For a TLS fake, build the
-    /// client with [`Connector`](crate::connect::Connector) and the test CA instead.
+    /// client with [`Connector`](crate::transport::Connector) and the test CA instead.
     pub fn channel(&self) -> Channel {
         // `http://IP:PORT` is always a well-formed URI.
         match Endpoint::from_shared(format!("http://{}", self.addr)) {

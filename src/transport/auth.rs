@@ -344,7 +344,7 @@ impl Sent {
         if !self.cache.source.can_renew() {
             return Ok(response);
         }
-        tracing::debug!(source = %self.cache.source.name(), "UNAUTHENTICATED: the token was dropped");
+        tracing::debug!(source = %self.cache.source.name(), "UNAUTHENTICATED: refreshing the token once");
         let server = tonic::Status::from_header_map(response.headers())
             .map(|status| status.message().to_owned())
             .unwrap_or_default();

@@ -36,6 +36,16 @@ pub(crate) enum Rpc {
     Wait,
 }
 
+impl Rpc {
+    /// The RPC's name, as logs give it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Rpc::Get => "GetOperation",
+            Rpc::Wait => "WaitOperation",
+        }
+    }
+}
+
 /// What just happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Event {

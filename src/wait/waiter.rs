@@ -176,14 +176,10 @@ impl Waiter {
         let Some(_slot) = self.long_call_slot().await? else {
             return self.get_spaced(true).await.map(Some);
         };
-        let timeout = if claim.is_some() {
-            Duration::ZERO
-        } else {
-            let left = self.deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            left.min(self.options.wait_rpc_cap)
-        };
+        let left = self.deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let timeout = left.min(self.options.wait_rpc_cap);
         self.rpcs = self.rpcs.saturating_add(1);
         let sent = Instant::now();
         let client = self.client.clone();
@@ -217,14 +213,14 @@ impl Waiter {
     fn record(&mut self, rpc: Rpc, answer: Result<RawOperation>, quick: bool) -> Event {
         match answer {
             Ok(op) => {
-                tracing::debug!(?rpc, done = op.done, "answered");
+                tracing::debug!(rpc = rpc.name(), done = op.done, "answered");
                 let done = op.done;
                 self.last = op;
                 self.answered = true;
                 Event::Answered { rpc, done, quick }
             }
             Err(err) => {
-                tracing::debug!(?rpc, error = %err, "rpc failed during wait");
+                tracing::debug!(rpc = rpc.name(), error = %err, "rpc failed during wait");
                 let event = Event::Failed {
                     rpc,
                     code: err.code().unwrap_or(Code::Unknown),

@@ -122,11 +122,8 @@ fn rpcs_for_a_ten_second_operation() {
             .build()
             .expect("runtime")
             .block_on(async {
-                let fake = FakeServer::builder()
-                    .operation_duration(Duration::from_secs(10))
-                    .start()
-                    .await
-                    .expect("fake");
+                let fake = FakeServer::start().await.expect("fake");
+                fake.set_operation_duration(Duration::from_secs(10));
                 let search = ProductSearch::new(fake.client());
                 let mut op = search
                     .purge_products(pb::PurgeProductsRequest {

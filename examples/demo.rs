@@ -12,10 +12,8 @@ use longrunning::vision::{ProductSearch, pb};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_secs(2))
-        .start()
-        .await?;
+    let fake = FakeServer::start().await?;
+    fake.set_operation_duration(Duration::from_secs(2));
     println!("fake Vision server listening on {}", fake.endpoint());
 
     let search = ProductSearch::new(fake.client());

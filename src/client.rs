@@ -26,7 +26,7 @@ use crate::status::{Code, Status};
 use crate::transport::fault::{Fault, FaultKind};
 use crate::transport::guard::GuardLayer;
 use crate::transport::retry::{Attempt, Verdict, decide};
-use crate::transport::{ChannelPool, RetryPolicy, Transport};
+use crate::transport::{ChannelPool, Connector, RetryPolicy, Transport};
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
@@ -129,6 +129,22 @@ struct Shared {
     wait_support: Arc<Latch>,
 }
 
+impl Connector {
+    /// The client, connecting on its first call. Checks everything that can be checked
+    /// without the network.
+    pub fn connect_lazy(self) -> Result<OperationsClient> {
+        let (transport, pool) = self.transport()?;
+        Ok(OperationsClient::from_parts(transport, Some(pool)))
+    }
+
+    /// The client, connected (one connection is dialled before this returns, so that an
+    /// unreachable endpoint or an untrusted certificate is reported now).
+    pub async fn connect(self) -> Result<OperationsClient> {
+        let (transport, pool) = self.dial().await?;
+        Ok(OperationsClient::from_parts(transport, Some(pool)))
+    }
+}
+
 impl std::fmt::Debug for OperationsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperationsClient")
@@ -142,10 +158,7 @@ impl OperationsClient {
     /// credentials. For tokens, a quota project or extra CAs use
     /// [`Connector`](crate::transport::Connector).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
-        crate::transport::Connector::new()
-            .endpoint(endpoint)
-            .connect()
-            .await
+        Connector::new().endpoint(endpoint).connect().await
     }
 
     /// A client on an existing tonic channel.

@@ -35,7 +35,8 @@
 //! use longrunning::testing::FakeServer;
 //! use longrunning::vision::{BatchState, ProductSearch, pb};
 //!
-//! let fake = FakeServer::builder().operation_duration(Duration::from_millis(200)).start().await?;
+//! let fake = FakeServer::start().await?;
+//! fake.set_operation_duration(Duration::from_millis(200));
 //! let search = ProductSearch::new(fake.client());
 //! let mut op = search
 //!     .purge_products(pb::PurgeProductsRequest {

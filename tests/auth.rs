@@ -78,11 +78,8 @@ fn authenticated(fake: &FakeServer, source: impl TokenSource) -> OperationsClien
 
 #[tokio::test]
 async fn token_quota_project_and_api_client_go_with_every_rpc_of_every_kind() {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_millis(10))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_millis(10));
     let client = Connector::new()
         .endpoint(fake.endpoint())
         .token_source(StaticToken::new(SECRET))

@@ -86,11 +86,9 @@ async fn run(fake: &FakeServer, args: &[&str]) -> Run {
 }
 
 async fn fake() -> FakeServer {
-    FakeServer::builder()
-        .operation_duration(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap()
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_millis(300));
+    fake
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

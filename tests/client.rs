@@ -214,11 +214,8 @@ async fn wait_returns_not_done_when_its_timeout_passes() {
 
 #[tokio::test]
 async fn wait_reports_unimplemented_and_is_not_retried() {
-    let fake = FakeServer::builder()
-        .wait_unimplemented(true)
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_unimplemented(true);
     fake.insert_running(OP);
     let err = fake
         .client()
@@ -293,11 +290,8 @@ async fn list_cancel_and_delete_retry_unavailable_too() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_server_hits_the_per_call_timeout() {
-    let fake = FakeServer::builder()
-        .latency(Duration::from_secs(30))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_latency(Duration::from_secs(30));
     fake.insert_running(OP);
     let client = fake.client().with_retry_policy(RetryPolicy {
         per_call_timeout: Duration::from_secs(2),

@@ -12,11 +12,8 @@ const OP: &str = "operations/op1";
 
 #[tokio::test(start_paused = true)]
 async fn fail_first_fails_that_many_calls_of_that_method_only() {
-    let fake = FakeServer::builder()
-        .fail_first(FakeMethod::GetOperation, 2)
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.fail_next(FakeMethod::GetOperation, 2);
     fake.insert_running(OP);
     let raw = fake.client().with_retry_policy(longrunning::RetryPolicy {
         max_attempts: 1,
@@ -37,11 +34,8 @@ async fn fail_first_fails_that_many_calls_of_that_method_only() {
 
 #[tokio::test(start_paused = true)]
 async fn latency_delays_every_call() {
-    let fake = FakeServer::builder()
-        .latency(Duration::from_millis(700))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_latency(Duration::from_millis(700));
     fake.insert_running(OP);
     let client = fake.client();
     let start = Instant::now();

@@ -154,11 +154,11 @@ async fn the_pool_opens_a_connection_only_when_the_others_are_full() {
 async fn a_burst_on_a_fresh_pool_never_meets_a_refused_stream() {
     let fake = FakeServer::builder()
         .max_concurrent_streams(4)
-        .latency(Duration::from_millis(50))
         .record_requests(false)
         .start()
         .await
         .unwrap();
+    fake.set_latency(Duration::from_millis(50));
     fake.insert_running("operations/x");
     // No retries: any stream the server refused would surface as an error here.
     let client = Connector::new()

@@ -38,11 +38,8 @@ fn import_request(csv: &str) -> pb::ImportProductSetsRequest {
 
 #[tokio::test(start_paused = true)]
 async fn purge_progresses_to_successful_and_echoes_the_request() {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_secs(10))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_secs(10));
     let search = ProductSearch::new(fake.client());
     let mut op = search.purge_products(purge_request()).await.unwrap();
 
@@ -162,11 +159,8 @@ async fn resume_by_name_returns_the_same_typed_handle_without_restarting() {
 
 #[tokio::test(start_paused = true)]
 async fn cancel_on_a_handle_ends_it_cancelled() {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_secs(60))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_secs(60));
     let mut op = ProductSearch::new(fake.client())
         .purge_products(purge_request())
         .await
@@ -190,11 +184,8 @@ async fn cancel_on_a_handle_ends_it_cancelled() {
 
 #[tokio::test(start_paused = true)]
 async fn async_annotation_goes_created_running_done() {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_secs(10))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_secs(10));
     let annotator = ImageAnnotator::new(fake.client());
     let output = pb::OutputConfig {
         gcs_destination: Some(pb::GcsDestination {

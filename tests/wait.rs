@@ -128,12 +128,9 @@ async fn polling_follows_the_backoff_schedule_within_its_jitter_bounds() {
 
 #[tokio::test(start_paused = true)]
 async fn a_handle_fresh_from_the_server_polls_after_the_first_delay() {
-    let fake = FakeServer::builder()
-        .operation_duration(secs(5))
-        .wait_unimplemented(true)
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(secs(5));
+    fake.set_wait_unimplemented(true);
     let mut op = ProductSearch::new(fake.client())
         .purge_products(pb::PurgeProductsRequest {
             parent: "projects/p1/locations/us-west1".into(),
@@ -153,11 +150,8 @@ async fn a_handle_fresh_from_the_server_polls_after_the_first_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn unimplemented_wait_falls_back_to_polling_with_one_probe_per_client() {
-    let fake = FakeServer::builder()
-        .wait_unimplemented(true)
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_unimplemented(true);
     for i in 0..20 {
         fake.insert(format!("operations/op{i}"), finishing_after(secs(3 + i)));
     }
@@ -218,11 +212,8 @@ async fn a_dropped_probe_lets_the_next_wait_probe_again() {
 
 #[tokio::test(start_paused = true)]
 async fn forced_wait_strategy_reports_unimplemented() {
-    let fake = FakeServer::builder()
-        .wait_unimplemented(true)
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_unimplemented(true);
     fake.insert(OP, finishing_after(secs(3)));
     let err = fake
         .client()
@@ -535,11 +526,8 @@ async fn wait_for_rejects_bad_names_without_rpcs() {
 
 #[tokio::test(start_paused = true)]
 async fn watch_reports_each_metadata_change_then_the_result() {
-    let fake = FakeServer::builder()
-        .operation_duration(secs(20))
-        .start()
-        .await
-        .unwrap();
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(secs(20));
     let annotator = ImageAnnotator::new(fake.client());
     let request = pb::AsyncBatchAnnotateImagesRequest {
         requests: vec![pb::AnnotateImageRequest::default()],
@@ -708,11 +696,11 @@ async fn many_polls_never_have_more_rpcs_in_flight_than_the_bound_and_waits_are_
  {
     for strategy in [WaitStrategy::Wait, WaitStrategy::Poll] {
         let fake = FakeServer::builder()
-            .latency(Duration::from_millis(100))
             .record_requests(false)
             .start()
             .await
             .unwrap();
+        fake.set_latency(Duration::from_millis(100));
         let client = fake.client();
         let ops: Vec<_> = (0..50u64)
             .map(|i| {

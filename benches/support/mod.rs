@@ -66,16 +66,17 @@ impl FakeChild {
 pub fn serve_in_child() {
     let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     runtime().block_on(async {
-        let mut builder = FakeServer::builder()
-            .operation_duration(Duration::from_millis(
-                number("FAKE_MIN_MS").unwrap_or(10_000),
-            ))
-            .operation_duration_spread(Duration::from_millis(number("FAKE_SPREAD_MS").unwrap_or(0)))
-            .record_requests(false);
+        let mut builder = FakeServer::builder().record_requests(false);
         if let Some(streams) = number("FAKE_STREAMS") {
             builder = builder.max_concurrent_streams(streams as u32);
         }
         let fake = builder.start().await.expect("fake");
+        fake.set_operation_duration(Duration::from_millis(
+            number("FAKE_MIN_MS").unwrap_or(10_000),
+        ));
+        fake.set_operation_duration_spread(Duration::from_millis(
+            number("FAKE_SPREAD_MS").unwrap_or(0),
+        ));
         println!("{}", fake.endpoint());
         let _ = std::io::stdout().flush();
         let _ = tokio::task::spawn_blocking(|| {

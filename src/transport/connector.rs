@@ -1,4 +1,5 @@
-//! [`Connector`]: from an endpoint and credentials to a ready [`OperationsClient`], safely.
+//! [`Connector`]: from an endpoint and credentials to a ready transport (and, with
+//! `connect`, an operations client), safely.
 //!
 //! - `https://` endpoints use rustls (the `ring` provider) trusting the bundled Mozilla
 //!   roots and the system's (`SSL_CERT_FILE` and `SSL_CERT_DIR` name other system stores),
@@ -45,7 +46,6 @@ use super::pool::{ChannelPool, PoolConfig};
 use super::retry::RetryPolicy;
 use super::token::TokenSource;
 use super::{Transport, TransportLayer};
-use crate::client::OperationsClient;
 use crate::error::{Error, Result};
 
 /// Where Vision (and its operations) are served.
@@ -61,7 +61,8 @@ pub const QUOTA_PROJECT_ENV: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";
 /// Vision clients set it (`grpc.max_receive_message_length = -1`).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = usize::MAX;
 
-/// Builds an [`OperationsClient`] (or the transport under it): endpoint, TLS, token, quota
+/// Builds an operations client (`connect`, `connect_lazy`) or the transport under it:
+/// endpoint, TLS, token, quota
 /// project, retry policy, pool, middleware.
 pub struct Connector {
     endpoint: String,
@@ -227,37 +228,25 @@ impl Connector {
         self
     }
 
-    /// The client, connecting on its first call. Checks everything that can be checked
-    /// without the network.
-    pub fn connect_lazy(self) -> Result<OperationsClient> {
-        let (transport, pool) = self.build(None)?;
-        Ok(OperationsClient::from_parts(transport, Some(pool)))
-    }
-
-    /// The client, connected (one connection is dialled before this returns, so that an
-    /// unreachable endpoint or an untrusted certificate is reported now).
-    pub async fn connect(self) -> Result<OperationsClient> {
+    /// The stack, with one connection dialled before it returns (so that an unreachable
+    /// endpoint or an untrusted certificate is reported now).
+    pub(crate) async fn dial(self) -> Result<(Transport, ChannelPool)> {
         let prepared = self.prepare()?;
         let channel = prepared
             .endpoint
             .connect()
             .await
             .map_err(|e| connect_error(&e, &prepared.peer, &prepared.url))?;
-        let (transport, pool) = self.assemble(prepared, Some(channel));
-        Ok(OperationsClient::from_parts(transport, Some(pool)))
+        Ok(self.assemble(prepared, Some(channel)))
     }
 
     /// The authenticated, guarded, pooled transport, for other generated clients: wrap it
     /// in `tonic::client::Grpc` or give it to a generated client's `new`. Calls made on it
-    /// share the connections (and stream budget) of clients made with
-    /// [`OperationsClient::from_transport`].
+    /// share the connections (and stream budget) of operations clients made from the same
+    /// transport and pool (`OperationsClient::from_transport`). Nothing is dialled yet.
     pub fn transport(self) -> Result<(Transport, ChannelPool)> {
-        self.build(None)
-    }
-
-    fn build(self, channel: Option<tonic::transport::Channel>) -> Result<(Transport, ChannelPool)> {
         let prepared = self.prepare()?;
-        Ok(self.assemble(prepared, channel))
+        Ok(self.assemble(prepared, None))
     }
 
     fn assemble(

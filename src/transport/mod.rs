@@ -10,10 +10,8 @@
 //! | [`auth`] | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
 //! | [`token`] | token sources: static, environment, command, application default |
 //!
-//! The stack, top to bottom: tonic's `Grpc` client (in [`OperationsClient`]) → your layers →
+//! The stack, top to bottom: tonic's `Grpc` client (in the operations client) → your layers →
 //! [`AuthLayer`] → [`GuardLayer`] → [`ChannelPool`] → HTTP/2.
-//!
-//! [`OperationsClient`]: crate::OperationsClient
 
 pub mod auth;
 pub mod connector;

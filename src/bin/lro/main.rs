@@ -405,11 +405,11 @@ async fn emulator(
 ) -> Result<Outcome, Error> {
     let fake = FakeServer::builder()
         .listen(listen)
-        .wait_unimplemented(no_wait_rpc)
-        .operation_duration(EMULATED_DURATION.div_f64(speed))
         .record_requests(false)
         .start()
         .await?;
+    fake.set_wait_unimplemented(no_wait_rpc);
+    fake.set_operation_duration(EMULATED_DURATION.div_f64(speed));
     println!("listening on {}", fake.addr());
     let _ = std::io::stdout().flush();
     let _ = tokio::signal::ctrl_c().await;
@@ -420,11 +420,8 @@ async fn emulator(
 /// The README's main command: the emulator in process, a purge and an import, waited for
 /// with progress, their final JSON printed.
 async fn demo(printer: &Printer, quiet: bool) -> Result<Outcome, Error> {
-    let fake = FakeServer::builder()
-        .operation_duration(Duration::from_secs(3))
-        .record_requests(false)
-        .start()
-        .await?;
+    let fake = FakeServer::builder().record_requests(false).start().await?;
+    fake.set_operation_duration(Duration::from_secs(3));
     if !quiet {
         eprintln!("demo: emulator listening on {}", fake.addr());
     }

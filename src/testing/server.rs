@@ -1,0 +1,425 @@
+//! [`FakeServer`]: serving, stopping, restarting, and the switches and counters a test
+//! reaches for.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint, Server};
+
+use super::FakeMethod;
+use super::script::{Outcome, Script, batch_metadata};
+use super::service::FakeService;
+use super::state::{RecordedRequest, Shared, Switches, injected_unavailable, lock};
+use crate::client::{OperationsClient, RawOperation};
+use crate::error::{Error, Result};
+use crate::proto::longrunning::operation::Result as RawResult;
+use crate::proto::longrunning::operations_server::OperationsServer;
+use crate::proto::vision as pb;
+use crate::proto::vision::image_annotator_server::ImageAnnotatorServer;
+use crate::proto::vision::product_search_server::ProductSearchServer;
+
+type BatchState = pb::batch_operation_metadata::State;
+
+/// Builds a [`FakeServer`] that serves differently: address, stream limit, TLS, request
+/// recording. How it behaves (latency, failures, durations, WaitOperation support) is set
+/// on the running server, at any time, one way each.
+#[derive(Debug, Clone)]
+pub struct FakeServerBuilder {
+    addr: SocketAddr,
+    max_concurrent_streams: Option<u32>,
+    record_requests: bool,
+    tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+struct TlsIdentity {
+    certificate_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
+}
+
+impl Default for FakeServerBuilder {
+    fn default() -> Self {
+        FakeServerBuilder {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_concurrent_streams: None,
+            record_requests: true,
+            tls: None,
+        }
+    }
+}
+
+impl FakeServerBuilder {
+    /// The address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// The HTTP/2 `MAX_CONCURRENT_STREAMS` advertised per connection (Google's front ends
+    /// advertise 100).
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = Some(streams);
+        self
+    }
+
+    /// Whether every request's headers are kept for [`FakeServer::requests`] (default on;
+    /// turn it off for long load runs).
+    pub fn record_requests(mut self, record: bool) -> Self {
+        self.record_requests = record;
+        self
+    }
+
+    /// Serves TLS with this certificate (PEM, for `localhost`) and key (PEM); the
+    /// [`endpoint`](FakeServer::endpoint) is then `https://localhost:PORT`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, certificate_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.tls = Some(TlsIdentity {
+            certificate_pem: certificate_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+
+    /// Binds the port and starts serving.
+    pub async fn start(self) -> Result<FakeServer> {
+        let shared = Arc::new(Shared {
+            operations: Mutex::new(BTreeMap::new()),
+            switches: Mutex::new(Switches::default()),
+            changed: Notify::new(),
+            stopping: AtomicBool::new(false),
+            calls: Default::default(),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
+            record_requests: self.record_requests,
+            requests: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        });
+        let mut server = FakeServer {
+            addr: self.addr,
+            tls: self.tls,
+            max_concurrent_streams: self.max_concurrent_streams,
+            shared,
+            running: None,
+        };
+        server.serve().await?;
+        Ok(server)
+    }
+}
+
+/// The in-process fake server. Dropping it shuts it down.
+pub struct FakeServer {
+    addr: SocketAddr,
+    tls: Option<TlsIdentity>,
+    max_concurrent_streams: Option<u32>,
+    shared: Arc<Shared>,
+    running: Option<Running>,
+}
+
+struct Running {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FakeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeServer")
+            .field("addr", &self.addr)
+            .field("serving", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeServer {
+    /// A fake with default switches on a free loopback port.
+    pub async fn start() -> Result<Self> {
+        Self::builder().start().await
+    }
+
+    /// A builder for non-default switches.
+    pub fn builder() -> FakeServerBuilder {
+        FakeServerBuilder::default()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for [`OperationsClient::connect`] (with TLS: `https://localhost:PORT`).
+    pub fn endpoint(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// A new plaintext channel to it (connected on first use). For a TLS fake, build the
+    /// client with [`Connector`](crate::transport::Connector) and the test CA instead.
+    pub fn channel(&self) -> Channel {
+        // `http://IP:PORT` is always a well-formed URI.
+        match Endpoint::from_shared(format!("http://{}", self.addr)) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            Err(_) => unreachable!("http://IP:PORT is a valid URI"),
+        }
+    }
+
+    /// A client to it, built as [`Connector`](crate::transport::Connector) builds one:
+    /// pool, response guard, auth layer (no token), on new connections.
+    pub fn client(&self) -> OperationsClient {
+        crate::transport::Connector::new()
+            .endpoint(format!("http://{}", self.addr))
+            .connect_lazy()
+            .unwrap_or_else(|_| OperationsClient::new(self.channel()))
+    }
+
+    /// Stops serving, as a crash would: pending calls fail UNAVAILABLE and connections close.
+    /// Operations are kept for [`restart`](Self::restart).
+    pub async fn stop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_waiters();
+        let _ = running.shutdown.send(());
+        let mut task = running.task;
+        // Graceful shutdown finishes once clients have seen GOAWAY; a client that holds
+        // its connection open longer is cut off.
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Serves again on the same address with the same operations, after [`stop`](Self::stop)
+    /// (or stops first if still serving).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await;
+        self.serve().await
+    }
+
+    /// Stops serving and waits until every task of the server has ended.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn serve(&mut self) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("cannot listen on {}: {e}", self.addr)))?;
+        self.addr = listener
+            .local_addr()
+            .map_err(|e| Error::InvalidArgument(format!("no local address: {e}")))?;
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        let service = Arc::new(FakeService {
+            shared: self.shared.clone(),
+        });
+        let router = with_tls(Server::builder(), self.tls.as_ref())?
+            .max_concurrent_streams(self.max_concurrent_streams)
+            .add_service(OperationsServer::from_arc(service.clone()))
+            .add_service(ProductSearchServer::from_arc(service.clone()))
+            .add_service(ImageAnnotatorServer::from_arc(service));
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let signal = async {
+                let _ = signal.await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
+                tracing::warn!(error = %e, "fake server stopped with an error");
+            }
+        });
+        self.running = Some(Running { shutdown, task });
+        Ok(())
+    }
+
+    /// Inserts an operation that follows `script` from now on. Returns its name.
+    pub fn insert(&self, name: impl Into<String>, script: Script) -> String {
+        let name = name.into();
+        self.shared.insert(name.clone(), script);
+        name
+    }
+
+    /// Inserts a fixed snapshot: a done one stays as it is; one not done runs until
+    /// [`finish`](Self::finish) or a cancel.
+    pub fn insert_raw(&self, raw: RawOperation) -> String {
+        let mut script = if raw.done {
+            let outcome = match raw.result.clone() {
+                Some(RawResult::Response(any)) => Outcome::Response(any),
+                Some(RawResult::Error(status)) => Outcome::Error(status),
+                None => Outcome::NoResult,
+            };
+            Script::finishing_after(Duration::ZERO, outcome)
+        } else {
+            Script::running()
+        };
+        if let Some(metadata) = raw.metadata {
+            script.phases.push((Duration::ZERO, metadata.clone()));
+            script.final_metadata = Some(metadata);
+        }
+        self.insert(raw.name, script)
+    }
+
+    /// Inserts an operation that runs until [`finish`](Self::finish) or a cancel, with
+    /// Vision batch metadata (PROCESSING, then SUCCESSFUL or CANCELLED).
+    pub fn insert_running(&self, name: impl Into<String>) -> String {
+        let now = SystemTime::now();
+        let script = Script::running()
+            .metadata_from(
+                Duration::ZERO,
+                &batch_metadata(BatchState::Processing, now, None),
+            )
+            .final_metadata(&batch_metadata(BatchState::Successful, now, None))
+            .cancelled_metadata(&batch_metadata(BatchState::Cancelled, now, None));
+        self.insert(name, script)
+    }
+
+    /// Finishes an operation now with `outcome`. Returns false if there is no such operation
+    /// or it is already done.
+    pub fn finish(&self, name: &str, outcome: Outcome) -> bool {
+        self.shared.end(name, outcome, false)
+    }
+
+    /// The operation's current state, as GetOperation would answer (without counting a call).
+    pub fn snapshot(&self, name: &str) -> Option<RawOperation> {
+        let now = Instant::now();
+        self.shared
+            .lock_operations()
+            .get(name)
+            .map(|op| op.snapshot(name, now))
+    }
+
+    /// The names of all operations it holds.
+    pub fn operation_names(&self) -> Vec<String> {
+        self.shared.lock_operations().keys().cloned().collect()
+    }
+
+    /// The next `count` calls of `method` fail with UNAVAILABLE.
+    pub fn fail_next(&self, method: FakeMethod, count: u64) {
+        self.fail_next_with(method, count, injected_unavailable());
+    }
+
+    /// The next `count` calls of `method` fail with `status`: the crate's
+    /// [`Status`](crate::Status) (details such as `RetryInfo` or `QuotaFailure` included, see
+    /// [`ErrorDetail`](crate::ErrorDetail)) or a tonic status.
+    pub fn fail_next_with(&self, method: FakeMethod, count: u64, status: impl Into<Status>) {
+        self.shared
+            .lock_switches()
+            .failures
+            .insert(method, (count, status.into()));
+    }
+
+    /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.shared.lock_switches().fault_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// Every call from now on gets up to `jitter` more latency, uniformly at random.
+    pub fn set_latency_jitter(&self, jitter: Duration) {
+        self.shared.lock_switches().latency_jitter = jitter;
+    }
+
+    /// How many faults it has injected so far (`fail_next`, `fail_first`, fault rate).
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults_injected.load(Ordering::SeqCst)
+    }
+
+    /// Makes WaitOperation best effort the hard way: each call returns after a random time
+    /// up to `at_most` (or when the operation finishes, if sooner), usually not done. `None`
+    /// restores waiting for the whole timeout.
+    pub fn set_wait_returns_early(&self, at_most: Option<Duration>) {
+        self.shared.lock_switches().wait_returns_early = at_most;
+    }
+
+    /// Switches WaitOperation between answering UNIMPLEMENTED and working.
+    pub fn set_wait_unimplemented(&self, unimplemented: bool) {
+        self.shared.lock_switches().wait_unimplemented = unimplemented;
+    }
+
+    /// Latency added to every call from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock_switches().latency = latency;
+    }
+
+    /// How long operations started from now on through the Vision RPCs take (default 2 s).
+    pub fn set_operation_duration(&self, duration: Duration) {
+        self.shared.lock_switches().operation_duration = duration;
+    }
+
+    /// Each operation started from now on through the Vision RPCs takes the operation
+    /// duration plus a uniformly random extra of up to `spread` (default none).
+    pub fn set_operation_duration_spread(&self, spread: Duration) {
+        self.shared.lock_switches().duration_spread = spread;
+    }
+
+    /// How many calls of `method` arrived (failed ones included).
+    pub fn calls(&self, method: FakeMethod) -> u64 {
+        self.shared.calls[method.index()].load(Ordering::SeqCst)
+    }
+
+    /// How many calls arrived, of every method.
+    pub fn total_calls(&self) -> u64 {
+        FakeMethod::ALL.iter().map(|m| self.calls(*m)).sum()
+    }
+
+    /// How many calls are being handled right now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most calls handled at once so far.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, oldest first (empty if recording is off).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            self.shared.changed.notify_waiters();
+            let _ = running.shutdown.send(());
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(server: Server, tls: Option<&TlsIdentity>) -> Result<Server> {
+    let Some(identity) = tls else {
+        return Ok(server);
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(&identity.certificate_pem, &identity.key_pem);
+    server
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .map_err(|e| Error::InvalidArgument(format!("bad TLS identity: {e}")))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(server: Server, _tls: Option<&TlsIdentity>) -> Result<Server> {
+    Ok(server)
+}

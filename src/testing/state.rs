@@ -1,0 +1,252 @@
+//! The fake's state: its operations, its switches, what it counted and recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tonic::{Request, Status};
+
+use super::FakeMethod;
+use super::script::{Outcome, Script};
+use crate::client::RawOperation;
+use crate::proto::longrunning::operation::Result as RawResult;
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// The RPC.
+    pub method: FakeMethod,
+    /// The operation name, list parent or request parent it was about.
+    pub resource: String,
+    /// Its metadata (HTTP/2 headers), as received.
+    pub headers: http::HeaderMap,
+    /// When it arrived (tokio's clock, so paused-clock tests can check schedules).
+    pub at: Instant,
+}
+
+pub(super) struct Shared {
+    pub(super) operations: Mutex<BTreeMap<String, FakeOperation>>,
+    pub(super) switches: Mutex<Switches>,
+    /// Woken on every change to an operation, and on stop.
+    pub(super) changed: Notify,
+    pub(super) stopping: AtomicBool,
+    pub(super) calls: [AtomicU64; FakeMethod::ALL.len()],
+    pub(super) in_flight: AtomicU64,
+    pub(super) peak_in_flight: AtomicU64,
+    pub(super) faults_injected: AtomicU64,
+    pub(super) record_requests: bool,
+    pub(super) requests: Mutex<Vec<RecordedRequest>>,
+    pub(super) next_id: AtomicU64,
+}
+
+pub(super) struct Switches {
+    pub(super) operation_duration: Duration,
+    pub(super) duration_spread: Duration,
+    pub(super) wait_unimplemented: bool,
+    pub(super) latency: Duration,
+    /// Per method: how many more calls fail, and with what.
+    pub(super) failures: HashMap<FakeMethod, (u64, Status)>,
+    /// The chance that any call fails UNAVAILABLE.
+    pub(super) fault_rate: f64,
+    /// Up to this much more latency, uniformly at random, on every call.
+    pub(super) latency_jitter: Duration,
+    /// WaitOperation returns after a random time up to this, done or not.
+    pub(super) wait_returns_early: Option<Duration>,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switches {
+            operation_duration: Duration::from_secs(2),
+            duration_spread: Duration::ZERO,
+            wait_unimplemented: false,
+            latency: Duration::ZERO,
+            failures: HashMap::new(),
+            fault_rate: 0.0,
+            latency_jitter: Duration::ZERO,
+            wait_returns_early: None,
+        }
+    }
+}
+
+pub(super) fn injected_unavailable() -> Status {
+    Status::unavailable("fault injected by the fake server")
+}
+
+pub(super) struct FakeOperation {
+    pub(super) script: Script,
+    pub(super) created: Instant,
+    /// Set when finished early (by `finish` or a cancel): outcome and whether cancelled.
+    pub(super) ended: Option<(Outcome, bool)>,
+}
+
+impl FakeOperation {
+    pub(super) fn is_done(&self, now: Instant) -> bool {
+        self.ended.is_some() || self.done_at().is_some_and(|at| now >= at)
+    }
+
+    pub(super) fn done_at(&self) -> Option<Instant> {
+        self.script.done_after.map(|after| self.created + after)
+    }
+
+    pub(super) fn snapshot(&self, name: &str, now: Instant) -> RawOperation {
+        let script = &self.script;
+        let elapsed = now.saturating_duration_since(self.created);
+        let running_metadata = script
+            .phases
+            .iter()
+            .take_while(|(offset, _)| *offset <= elapsed)
+            .last()
+            .map(|(_, any)| any.clone());
+        let (outcome, metadata) = match &self.ended {
+            Some((outcome, true)) => (
+                Some(outcome),
+                script.cancelled_metadata.clone().or(running_metadata),
+            ),
+            Some((outcome, false)) => (
+                Some(outcome),
+                script.final_metadata.clone().or(running_metadata),
+            ),
+            None if self.is_done(now) => (
+                Some(&script.outcome),
+                script.final_metadata.clone().or(running_metadata),
+            ),
+            None => (None, running_metadata),
+        };
+        RawOperation {
+            name: name.to_owned(),
+            metadata,
+            done: outcome.is_some(),
+            result: outcome.and_then(|outcome| match outcome {
+                Outcome::Response(any) => Some(RawResult::Response(any.clone())),
+                Outcome::Error(status) => Some(RawResult::Error(status.clone())),
+                Outcome::NoResult => None,
+            }),
+        }
+    }
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data; keep serving it.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(super) fn lock_operations(&self) -> MutexGuard<'_, BTreeMap<String, FakeOperation>> {
+        lock(&self.operations)
+    }
+
+    pub(super) fn lock_switches(&self) -> MutexGuard<'_, Switches> {
+        lock(&self.switches)
+    }
+
+    pub(super) fn insert(&self, name: String, script: Script) {
+        let op = FakeOperation {
+            script,
+            created: Instant::now(),
+            ended: None,
+        };
+        self.lock_operations().insert(name, op);
+        self.changed.notify_waiters();
+    }
+
+    pub(super) fn end(&self, name: &str, outcome: Outcome, cancelled: bool) -> bool {
+        let now = Instant::now();
+        let ended = match self.lock_operations().get_mut(name) {
+            Some(op) if !op.is_done(now) => {
+                op.ended = Some((outcome, cancelled));
+                true
+            }
+            _ => false,
+        };
+        if ended {
+            self.changed.notify_waiters();
+        }
+        ended
+    }
+
+    pub(super) fn new_id(&self) -> String {
+        let counter = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:08x}", fastrand::u32(..), counter as u32)
+    }
+
+    /// Counts and records a call, applies latency, and injects a fault if one is due.
+    pub(super) async fn enter<T>(
+        &self,
+        method: FakeMethod,
+        request: &Request<T>,
+        resource: &str,
+    ) -> Result<InFlight<'_>, Status> {
+        self.calls[method.index()].fetch_add(1, Ordering::SeqCst);
+        let in_flight = InFlight::new(self);
+        if self.record_requests {
+            lock(&self.requests).push(RecordedRequest {
+                method,
+                resource: resource.to_owned(),
+                headers: request.metadata().clone().into_headers(),
+                at: Instant::now(),
+            });
+        }
+        let (latency, fail) = {
+            let mut switches = self.lock_switches();
+            let mut fail = match switches.failures.get_mut(&method) {
+                Some((left, status)) if *left > 0 => {
+                    *left -= 1;
+                    Some(status.clone())
+                }
+                _ => None,
+            };
+            if fail.is_none() && switches.fault_rate > 0.0 && fastrand::f64() < switches.fault_rate
+            {
+                fail = Some(injected_unavailable());
+            }
+            let jitter = switches.latency_jitter.mul_f64(fastrand::f64());
+            (switches.latency + jitter, fail)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(status) = fail {
+            self.faults_injected.fetch_add(1, Ordering::SeqCst);
+            return Err(status);
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("the fake server is shutting down"));
+        }
+        Ok(in_flight)
+    }
+
+    pub(super) fn get(&self, name: &str) -> Result<RawOperation, Status> {
+        let now = Instant::now();
+        self.lock_operations()
+            .get(name)
+            .map(|op| op.snapshot(name, now))
+            .ok_or_else(|| not_found(name))
+    }
+}
+
+/// Counts a call as in flight from its arrival until its handler returns.
+pub(super) struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    pub(super) fn new(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub(super) fn not_found(name: &str) -> Status {
+    Status::not_found(format!("operation {name} not found"))
+}

@@ -127,6 +127,8 @@ struct Shared {
     /// Whether the server implements WaitOperation, learnt once per client and shared by
     /// its clones ([`crate::wait`] reads and settles it).
     wait_support: Arc<Latch>,
+    /// `host:port` of the server, as errors name it.
+    peer: Arc<str>,
 }
 
 impl Connector {
@@ -208,8 +210,13 @@ impl OperationsClient {
         // The guard enforces the size limit (as RESOURCE_EXHAUSTED, before buffering).
         let grpc =
             tonic::client::Grpc::new(StatusErrors(transport)).max_decoding_message_size(usize::MAX);
+        let peer: Arc<str> = match &pool {
+            Some(pool) => Arc::from(pool.peer()),
+            None => Arc::from("the server"),
+        };
         OperationsClient {
             shared: Arc::new(Shared {
+                peer,
                 grpc,
                 policy: RetryPolicy::default(),
                 long_call_slots: pool.map(|pool| pool.long_call_slots()),
@@ -461,7 +468,10 @@ impl OperationsClient {
                     if status.code() == Code::Cancelled
                         && tokio::time::Instant::now() >= deadline =>
                 {
-                    (deadline_exceeded(timeout), None)
+                    (
+                        deadline_exceeded(&self.shared.peer, timeout),
+                        Some((FaultKind::Silent, self.shared.peer.to_string())),
+                    )
                 }
                 Ok(Err(status)) => {
                     if let Some(error) = layer_error(&status) {
@@ -470,11 +480,15 @@ impl OperationsClient {
                     let fault = Fault::of(&status).map(|f| (f.kind(), f.peer().to_owned()));
                     (Status::from_tonic(&status), fault)
                 }
-                Err(_) => (deadline_exceeded(timeout), None),
+                Err(_) => (
+                    deadline_exceeded(&self.shared.peer, timeout),
+                    Some((FaultKind::Silent, self.shared.peer.to_string())),
+                ),
             };
             let attempt = Attempt {
                 number,
                 reauthenticated,
+                by_code: call.retried,
                 status: &status,
                 fault: fault.as_ref().map(|(kind, _)| *kind),
             };
@@ -498,7 +512,11 @@ impl OperationsClient {
                             peer,
                             reason: status.message,
                         },
-                        _ => Error::Rpc { method, status },
+                        other => Error::Rpc {
+                            method,
+                            status,
+                            fault: other.map(|(kind, _)| kind),
+                        },
                     });
                 }
             }
@@ -587,6 +605,7 @@ fn layer_error(status: &tonic::Status) -> Option<Error> {
 fn repeated_token(token: &str) -> Error {
     let shown: String = token.chars().take(80).collect();
     Error::Rpc {
+        fault: None,
         method: "ListOperations",
         status: Status::new(
             Code::Internal,
@@ -595,10 +614,10 @@ fn repeated_token(token: &str) -> Error {
     }
 }
 
-fn deadline_exceeded(timeout: Duration) -> Status {
+fn deadline_exceeded(peer: &str, timeout: Duration) -> Status {
     Status::new(
         Code::DeadlineExceeded,
-        format!("no answer within the per-call timeout of {timeout:?}"),
+        format!("no answer from {peer} within the per-call timeout of {timeout:?}"),
     )
 }
 

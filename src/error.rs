@@ -10,6 +10,7 @@ use std::fmt;
 use crate::proto::longrunning::Operation as RawOperation;
 use crate::proto::rpc;
 use crate::status::{Code, Status};
+use crate::transport::FaultKind;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -83,6 +84,9 @@ pub enum Error {
         method: &'static str,
         /// The gRPC status with its decoded details.
         status: Status,
+        /// What happened below gRPC, when the status was not the server's answer (a refused
+        /// connection, a reset stream, no answer at all).
+        fault: Option<FaultKind>,
     },
     /// The operation finished with an error other than CANCELLED.
     #[error("operation {name} failed: {status}")]

@@ -5,9 +5,18 @@
 //! [`Script`]: metadata states over time, then a response or an error. Time is tokio's, so
 //! a test with a paused clock (`#[tokio::test(start_paused = true)]`) drives operations to
 //! completion instantly and exactly. Switches make it misbehave the way real servers do:
-//! WaitOperation answering UNIMPLEMENTED, the first N calls of a method failing UNAVAILABLE,
-//! added latency, a stream limit per connection, restarts on the same port. Every request's
-//! headers are recorded for assertions.
+//! WaitOperation answering UNIMPLEMENTED, the next N calls of a method failing with any
+//! status (details included), a reverse proxy's error pages, reset streams, silence, mangled
+//! status headers ([`HttpFault`]), added latency, a stream limit per connection, TLS,
+//! restarts on the same port. Every request's headers are recorded for assertions.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `server` | [`FakeServer`]: serving, restarts, switches, counters |
+//! | `script` | [`Script`] and [`Outcome`]: what an operation shows over time |
+//! | `state` | the operations, switches and records the services share |
+//! | `service` | the three gRPC services, one object |
+//! | `faults` | [`HttpFault`]: answers below gRPC |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -23,11 +32,13 @@
 //! # Ok(()) }
 //! ```
 
+mod faults;
 mod script;
 mod server;
 mod service;
 mod state;
 
+pub use faults::HttpFault;
 pub use script::{Outcome, Script};
 pub use server::{FakeServer, FakeServerBuilder};
 pub use state::RecordedRequest;

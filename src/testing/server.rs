@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use super::FakeMethod;
+use super::faults::{FaultLayer, HttpFault};
 use super::script::{Outcome, Script, batch_metadata};
 use super::service::FakeService;
 use super::state::{RecordedRequest, Shared, Switches, injected_unavailable, lock};
@@ -102,6 +103,7 @@ impl FakeServerBuilder {
             operations: Mutex::new(BTreeMap::new()),
             switches: Mutex::new(Switches::default()),
             changed: Notify::new(),
+            http_faults: Mutex::new(Default::default()),
             stopping: AtomicBool::new(false),
             calls: Default::default(),
             in_flight: AtomicU64::new(0),
@@ -235,6 +237,7 @@ impl FakeServer {
         });
         let router = with_tls(Server::builder(), self.tls.as_ref())?
             .max_concurrent_streams(self.max_concurrent_streams)
+            .layer(FaultLayer(self.shared.clone()))
             .add_service(OperationsServer::from_arc(service.clone()))
             .add_service(ProductSearchServer::from_arc(service.clone()))
             .add_service(ImageAnnotatorServer::from_arc(service));
@@ -326,6 +329,12 @@ impl FakeServer {
             .lock_switches()
             .failures
             .insert(method, (count, status.into()));
+    }
+
+    /// The next `count` calls of `method` meet `fault` below gRPC: a proxy's error page, a
+    /// reset stream, silence, or mangled status headers.
+    pub fn http_fault_next(&self, method: FakeMethod, count: u64, fault: HttpFault) {
+        lock(&self.shared.http_faults).insert(method, (count, fault));
     }
 
     /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tonic::{Request, Status};
 
 use super::FakeMethod;
+use super::faults::HttpFault;
 use super::script::{Outcome, Script};
 use crate::client::RawOperation;
 use crate::proto::longrunning::operation::Result as RawResult;
@@ -32,6 +33,8 @@ pub(super) struct Shared {
     pub(super) switches: Mutex<Switches>,
     /// Woken on every change to an operation, and on stop.
     pub(super) changed: Notify,
+    /// Per method: how many more calls meet an HTTP fault, and which.
+    pub(super) http_faults: Mutex<HashMap<FakeMethod, (u64, HttpFault)>>,
     pub(super) stopping: AtomicBool,
     pub(super) calls: [AtomicU64; FakeMethod::ALL.len()],
     pub(super) in_flight: AtomicU64,

@@ -27,6 +27,8 @@ pub enum FaultKind {
     Interrupted,
     /// The server's TLS certificate was not accepted. Permanent: never retried.
     Certificate,
+    /// No answer within the per-call deadline: the request may have reached the server.
+    Silent,
     /// The server answered UNAUTHENTICATED and the auth layer dropped the token it sent:
     /// the call is sent once more with a new token, never more.
     TokenRejected,
@@ -83,6 +85,7 @@ impl Fault {
     pub(crate) fn into_status(self) -> tonic::Status {
         let code = match self.kind {
             FaultKind::TokenRejected => Code::Unauthenticated,
+            FaultKind::Silent => Code::DeadlineExceeded,
             _ => Code::Unavailable,
         };
         let mut status = tonic::Status::new(code, self.message.clone());
@@ -129,6 +132,13 @@ impl StdError for Fault {}
 /// One link of a source chain, if it says enough.
 fn classify_one(error: &(dyn StdError + 'static), peer: &Arc<str>) -> Option<Fault> {
     let fault = |kind, message: String| Some(Fault::new(kind, peer, message));
+    if error.downcast_ref::<tonic::TimeoutExpired>().is_some() {
+        // tonic's channel enforcing the call's `grpc-timeout`.
+        return fault(
+            FaultKind::Silent,
+            format!("no answer from {peer} within the call's deadline"),
+        );
+    }
     #[cfg(feature = "tls")]
     if let Some(tls) = error.downcast_ref::<rustls::Error>() {
         return certificate_fault(tls, peer);

@@ -190,6 +190,14 @@ impl ChannelPool {
         pool
     }
 
+    /// `host:port` of the endpoint, as errors name it.
+    pub fn peer(&self) -> String {
+        let uri = self.shared.endpoint.uri();
+        let secure = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        format!("{}:{port}", uri.host().unwrap_or("the server"))
+    }
+
     /// How many connections are open (or opening).
     pub fn connections(&self) -> usize {
         self.lock().len()

@@ -94,6 +94,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) number: u32,
     /// Whether this call was already re-sent with a new token.
     pub(crate) reauthenticated: bool,
+    /// Whether the policy's codes apply (false for calls whose caller retries by itself,
+    /// such as the waiter's: only the always-safe retries are made).
+    pub(crate) by_code: bool,
     /// The failure.
     pub(crate) status: &'a Status,
     /// Its transport fault, if it was one.
@@ -125,7 +128,7 @@ pub(crate) fn decide(
         }
         _ => {}
     }
-    if attempts_left && policy.retry_codes.contains(&attempt.status.code) {
+    if attempt.by_code && attempts_left && policy.retry_codes.contains(&attempt.status.code) {
         Verdict::Retry(attempt.status.retry_delay().unwrap_or(next_backoff))
     } else {
         Verdict::Fail
@@ -155,6 +158,7 @@ mod tests {
             Attempt {
                 number,
                 reauthenticated,
+                by_code: true,
                 status: &status,
                 fault,
             },
@@ -261,6 +265,32 @@ mod tests {
     }
 
     #[test]
+    fn a_call_whose_caller_retries_gets_only_the_always_safe_retries() {
+        let policy = RetryPolicy::default();
+        let status = Status::new(Code::Unavailable, "x");
+        let attempt = |fault| Attempt {
+            number: 1,
+            reauthenticated: false,
+            by_code: false,
+            status: &status,
+            fault,
+        };
+        assert_eq!(decide(&policy, attempt(None), MS(700)), Verdict::Fail);
+        assert_eq!(
+            decide(&policy, attempt(Some(FaultKind::Interrupted)), MS(700)),
+            Verdict::Fail
+        );
+        assert_eq!(
+            decide(&policy, attempt(Some(FaultKind::Unsent)), MS(700)),
+            Verdict::Retry(Duration::ZERO)
+        );
+        assert_eq!(
+            decide(&policy, attempt(Some(FaultKind::TokenRejected)), MS(700)),
+            Verdict::Reauthenticate
+        );
+    }
+
+    #[test]
     fn a_retry_info_delay_replaces_the_backoff_only_for_retried_codes() {
         let policy = RetryPolicy::default();
         let asked = Status::new(Code::Unavailable, "busy")
@@ -268,6 +298,7 @@ mod tests {
         let attempt = |status| Attempt {
             number: 1,
             reauthenticated: false,
+            by_code: true,
             status,
             fault: None,
         };

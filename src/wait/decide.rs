@@ -13,7 +13,7 @@
 //! | UNIMPLEMENTED from a Wait | `Auto`: Get at once; `Wait`: fail |
 //! | DEADLINE_EXCEEDED from a Wait | Wait again (it outlived its own timeout: not done yet) |
 //! | UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, ABORTED, RESOURCE_EXHAUSTED | the same RPC after the fault delay (a `RetryInfo` delay if the server gave one) |
-//! | any of those before the first answer, the client's attempts used up | fail: nothing shows the operation exists |
+//! | no answer at all (refused, reset, silence) the client's attempts times in a row before the first answer | fail, as `get` does: nothing answers for the operation |
 //! | a certificate the client does not accept, or any other code | fail |
 //!
 //! The poll delays (1 s ×1.5 up to 30 s by default) grow while the operation runs; the fault
@@ -67,6 +67,9 @@ pub(crate) enum Event {
         retry_delay: Option<Duration>,
         /// A failure no retry can mend (an untrusted certificate).
         permanent: bool,
+        /// Whether the failure was an answer (from the server or a proxy before it) rather
+        /// than no answer at all (refused connection, reset, silence).
+        answered: bool,
     },
 }
 
@@ -167,12 +170,13 @@ impl Plan {
                 rpc,
                 code,
                 retry_delay,
+                answered,
                 ..
             } => {
                 if !is_transient(code) {
                     return Decision::Fail;
                 }
-                if !self.answered {
+                if !self.answered && !answered {
                     self.unanswered_failures += 1;
                     if self.unanswered_failures >= self.first_answer_attempts {
                         return Decision::Fail;
@@ -226,6 +230,7 @@ mod tests {
             code,
             retry_delay: None,
             permanent: false,
+            answered: false,
         }
     }
 
@@ -309,6 +314,7 @@ mod tests {
                     code: Unavailable,
                     retry_delay: None,
                     permanent: true,
+                    answered: false,
                 },
                 Decision::Fail,
             ),
@@ -346,6 +352,7 @@ mod tests {
             code: Code::ResourceExhausted,
             retry_delay: Some(S(7)),
             permanent: false,
+            answered: true,
         };
         assert_eq!(plan.decide(quota, Knowledge::Unknown), get(7));
         let denied = Event::Failed {
@@ -353,6 +360,7 @@ mod tests {
             code: Code::PermissionDenied,
             retry_delay: Some(S(7)),
             permanent: false,
+            answered: true,
         };
         assert_eq!(plan.decide(denied, Knowledge::Unknown), Decision::Fail);
     }
@@ -377,6 +385,26 @@ mod tests {
         assert_eq!(next(failed(Rpc::Wait, Code::Unavailable)), wait(3));
         assert_eq!(next(failed(Rpc::Wait, Code::DeadlineExceeded)), wait(6));
         assert_eq!(next(failed(Rpc::Wait, Code::Unavailable)), Decision::Fail);
+    }
+
+    #[test]
+    fn answers_that_are_errors_never_end_a_wait_that_had_no_snapshot_yet() {
+        let mut plan = Plan::new(&options(WaitStrategy::Auto), 2);
+        let mut next = |event| plan.decide(event, Knowledge::Known(true));
+        next(Event::Start { fresh: false });
+        let proxy_page = Event::Failed {
+            rpc: Rpc::Wait,
+            code: Code::Unavailable,
+            retry_delay: None,
+            permanent: false,
+            answered: true,
+        };
+        for _ in 0..20 {
+            assert!(matches!(
+                next(proxy_page),
+                Decision::Call { rpc: Rpc::Wait, .. }
+            ));
+        }
     }
 
     #[test]

@@ -226,6 +226,7 @@ impl Waiter {
                     code: err.code().unwrap_or(Code::Unknown),
                     retry_delay: err.status().and_then(|s| s.retry_delay()),
                     permanent: !matches!(err, Error::Rpc { .. }),
+                    answered: matches!(err, Error::Rpc { fault: None, .. }),
                 };
                 self.failure = Some(err);
                 event

@@ -12,9 +12,7 @@ use prost::Name;
 use prost_types::Any;
 use serde_json::json;
 
-mod support;
-
-use support::{DOCUMENTED_PURGE, any, documented_purge};
+use crate::support::{DOCUMENTED_PURGE, any, documented_purge};
 
 #[test]
 fn the_documented_purge_renders_exactly_as_google_shows_it() {

@@ -1,0 +1,19 @@
+//! The library's behaviour, in one test binary (one link instead of eleven). Tests that
+//! need a process of their own stand apart: `env` (environment variables), `observability`
+//! (a global subscriber), `cli` (the `lro` binary).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod chaos;
+mod client;
+mod fake;
+mod json;
+mod properties;
+mod protocol;
+mod scale;
+mod transport;
+mod typed;
+mod vision;
+mod wait;

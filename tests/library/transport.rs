@@ -1,0 +1,319 @@
+//! The transport against servers and proxies that misbehave the way real ones do: error
+//! pages, reset streams, silence, mangled status headers, refused connections, restarts,
+//! untrusted certificates, oversized answers.
+
+use std::time::Duration;
+
+use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, Script};
+use longrunning::transport::Connector;
+use longrunning::vision::{ProductSearch, pb};
+use longrunning::wait::WaitOptions;
+use longrunning::{Code, Error, RetryPolicy};
+
+const OP: &str = "projects/p/locations/us-west1/operations/op1";
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn once() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    }
+}
+
+fn rpc_status(result: longrunning::Result<impl std::fmt::Debug>) -> longrunning::Status {
+    match result {
+        Err(Error::Rpc { status, .. }) => status,
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
+
+fn purge() -> pb::PurgeProductsRequest {
+    pb::PurgeProductsRequest {
+        parent: "projects/p/locations/us-west1".into(),
+        target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+            true,
+        )),
+        force: true,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proxy_error_page_is_the_status_grpc_prescribes_naming_the_page() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = fake.client().with_retry_policy(once());
+    let table = [
+        (502, Code::Unavailable),
+        (503, Code::Unavailable),
+        (504, Code::Unavailable),
+        (429, Code::Unavailable),
+        (401, Code::Unauthenticated),
+        (403, Code::PermissionDenied),
+        (404, Code::Unimplemented),
+        (400, Code::Internal),
+        (500, Code::Unknown),
+        (200, Code::Unknown),
+    ];
+    for (http, code) in table {
+        let page = HttpFault::error_page(http, "text/html", "<html><b>backend  down</b></html>");
+        fake.http_fault_next(FakeMethod::GetOperation, 1, page);
+        let status = rpc_status(client.get(OP).await);
+        assert_eq!(status.code, code, "HTTP {http}: {}", status.message);
+        for words in [
+            format!("HTTP {http}"),
+            "text/html".into(),
+            "backend down".into(),
+        ] {
+            assert!(status.message.contains(&words), "{}", status.message);
+        }
+        assert!(
+            status.message.starts_with("127.0.0.1:"),
+            "{}",
+            status.message
+        );
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_survives_its_backend_restarting_behind_a_proxy() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, Script::finishing_after(secs(150), Outcome::NoResult));
+    let client = fake.client();
+    let waiting = tokio::spawn(async move { client.wait_for(OP, &WaitOptions::default()).await });
+    // The first WaitOperation answered at 60 s; from 61 s the proxy's backend is down.
+    tokio::time::sleep(secs(61)).await;
+    fake.http_fault_next(FakeMethod::WaitOperation, 10, HttpFault::bad_gateway());
+    let done = waiting.await.unwrap().unwrap();
+    assert!(done.done);
+    assert_eq!(fake.faults_injected(), 10);
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 13);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_never_had_an_answer_gives_up_as_get_does() {
+    // Silence: after the client's five attempts, the cause named.
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    fake.http_fault_next(FakeMethod::WaitOperation, 1000, HttpFault::Silence);
+    let client = fake.client().with_retry_policy(RetryPolicy {
+        per_call_timeout: secs(1),
+        ..RetryPolicy::default()
+    });
+    let err = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no answer from"), "{err}");
+    assert_eq!(fake.faults_injected(), 5);
+    fake.shutdown().await;
+
+    // A closed port: refused, named.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let client = Connector::new()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .connect_lazy()
+        .unwrap();
+    let err = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("connection refused by"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proxy_in_front_of_a_restarting_backend_never_ends_a_wait() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(OP, Script::finishing_after(secs(600), Outcome::NoResult));
+    fake.http_fault_next(FakeMethod::WaitOperation, 12, HttpFault::bad_gateway());
+    let done = fake
+        .client()
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap();
+    assert!(done.done);
+    assert_eq!(fake.faults_injected(), 12);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_stream_is_retried_for_reads_and_not_for_start_calls() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    fake.http_fault_next(FakeMethod::GetOperation, 2, HttpFault::ResetStream);
+    fake.client().get(OP).await.unwrap();
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 3);
+
+    fake.http_fault_next(FakeMethod::PurgeProducts, 1, HttpFault::ResetStream);
+    let err = ProductSearch::new(fake.client())
+        .purge_products(purge())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unavailable), "{err}");
+    assert!(err.to_string().contains("reset the stream"), "{err}");
+    // The purge may have started: it is not sent again.
+    assert_eq!(fake.calls(FakeMethod::PurgeProducts), 1);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn mangled_status_headers_keep_their_code_and_never_panic() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let mangled = HttpFault::MangledStatus {
+        code: Code::Unavailable,
+    };
+    fake.http_fault_next(FakeMethod::GetOperation, 1, mangled.clone());
+    let status = rpc_status(fake.client().with_retry_policy(once()).get(OP).await);
+    assert_eq!(status.code, Code::Unavailable);
+    assert!(status.message.starts_with("caf"), "{}", status.message);
+    assert!(status.message.contains("not base64"), "{}", status.message);
+    // Still UNAVAILABLE, so retried.
+    fake.http_fault_next(FakeMethod::GetOperation, 1, mangled);
+    fake.client().get(OP).await.unwrap();
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_server_meets_the_deadline_naming_the_peer() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    fake.http_fault_next(FakeMethod::GetOperation, 1, HttpFault::Silence);
+    let client = fake.client().with_retry_policy(RetryPolicy {
+        per_call_timeout: secs(2),
+        ..once()
+    });
+    let start = tokio::time::Instant::now();
+    let status = rpc_status(client.get(OP).await);
+    assert_eq!(start.elapsed(), secs(2));
+    assert_eq!(status.code, Code::DeadlineExceeded);
+    let peer = fake.addr().to_string();
+    assert!(
+        status.message.contains(&format!("no answer from {peer}")),
+        "{}",
+        status.message
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_names_the_address_and_is_retried() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let client = Connector::new()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .connect_lazy()
+        .unwrap();
+    let status = rpc_status(client.get(OP).await);
+    assert_eq!(status.code, Code::Unavailable);
+    assert!(
+        status
+            .message
+            .contains(&format!("connection refused by 127.0.0.1:{port}")),
+        "{}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_at_once_naming_the_host() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let fake = FakeServer::builder()
+        .tls(certified.cert.pem(), certified.signing_key.serialize_pem())
+        .start()
+        .await
+        .unwrap();
+    fake.insert_running(OP);
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .connect_lazy()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = client.get(OP).await.unwrap_err();
+    // No retries: the default policy would have slept for seconds between five attempts.
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+    let Error::Certificate { peer, reason } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*peer, format!("localhost:{}", fake.addr().port()));
+    assert!(reason.contains("does not trust"), "{reason}");
+    // The waiter does not ride it out either.
+    let err = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Certificate { .. }), "{err:?}");
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_caught_by_a_server_restart_are_retried() {
+    let mut fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    fake.set_latency(Duration::from_millis(500));
+    let client = fake.client();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(OP).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // GOAWAY to every connection; the calls in flight are failed, then retried.
+    fake.restart().await.unwrap();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_over_the_size_limit_is_resource_exhausted() {
+    let fake = FakeServer::start().await.unwrap();
+    let big = pb::BatchOperationMetadata {
+        state: 1,
+        ..Default::default()
+    };
+    let mut script = Script::running();
+    for i in 0..200 {
+        script = script.metadata_from(Duration::from_nanos(i), &big);
+    }
+    fake.insert(
+        OP,
+        script.metadata_from(
+            Duration::ZERO,
+            &pb::PurgeProductsRequest {
+                parent: "x".repeat(4000),
+                ..Default::default()
+            },
+        ),
+    );
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .max_response_bytes(1000)
+        .connect_lazy()
+        .unwrap()
+        .with_retry_policy(once());
+    let status = rpc_status(client.get(OP).await);
+    assert_eq!(status.code, Code::ResourceExhausted, "{}", status.message);
+    assert!(
+        status.message.contains("limit of 1000 bytes"),
+        "{}",
+        status.message
+    );
+    fake.shutdown().await;
+}

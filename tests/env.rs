@@ -1,6 +1,8 @@
 //! Everything read from environment variables. One test in a binary of its own: changing
 //! the environment while other threads read it is unsound (`set_var` is `unsafe`).
 
+#![allow(unsafe_code)]
+
 use longrunning::testing::FakeServer;
 use longrunning::transport::connector::Connector;
 use longrunning::transport::{EnvToken, TokenSource};

@@ -301,6 +301,7 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         #[cfg(unix)]
         if let Some(pid) = self.0.and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+            #[allow(unsafe_code)]
             // SAFETY: killpg only sends a signal; the group was made for this command
             // (`process_group(0)`), so nothing else is in it.
             unsafe {

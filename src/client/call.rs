@@ -1,0 +1,239 @@
+//! The call loop: one unary RPC through tonic's `Grpc` with the routing header and the
+//! per-call deadline, retried as [`decide`] says.
+
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use tonic::metadata::{AsciiMetadataValue, MetadataKey};
+
+use super::{OperationsClient, ROUTING_HEADER};
+use crate::backoff::Schedule;
+use crate::error::{Error, Result};
+use crate::rpc::method_name;
+use crate::status::{Code, Status};
+use crate::transport::fault::{Fault, FaultKind};
+use crate::transport::retry::{Attempt, Verdict, decide};
+use crate::transport::{RetryPolicy, Transport};
+
+impl OperationsClient {
+    /// Runs one unary RPC through tonic with the routing header, the per-call deadline and,
+    /// as the policy decides, retries.
+    pub(crate) async fn call<Req, Resp>(&self, call: Call, request: Req) -> Result<Resp>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let policy = call.policy.as_ref().unwrap_or(&self.shared.policy);
+        let method = method_name(call.path);
+        let timeout = call.timeout.unwrap_or(policy.per_call_timeout);
+        let mut schedule = Schedule::new(policy.backoff);
+        let mut number = 1;
+        let mut reauthenticated = false;
+        loop {
+            let mut tonic_request = tonic::Request::new(request.clone());
+            tonic_request.metadata_mut().insert(
+                MetadataKey::from_static(ROUTING_HEADER),
+                call.routing.clone(),
+            );
+            if call.sends_deadline {
+                tonic_request.set_timeout(timeout);
+            }
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut grpc = self.shared.grpc.clone();
+            let path = PathAndQuery::from_static(call.path);
+            // On the heap while in flight: a waiter holds thousands of these futures, most
+            // of them between calls, and then they are small.
+            // Typed as a `dyn Future + Send` here, where the types are concrete: the compiler
+            // cannot prove `Send` for tonic's unary future through the generic caller
+            // (rust-lang/rust#102211).
+            let sent: SentCall<Resp> = Box::pin(async move {
+                grpc.ready().await?;
+                let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+                grpc.unary(tonic_request, path, codec).await
+            });
+            let (status, fault) = match tokio::time::timeout_at(deadline, sent).await {
+                Ok(Ok(response)) => {
+                    tracing::trace!(method, attempt = number, "rpc succeeded");
+                    return Ok(response.into_inner());
+                }
+                // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
+                // for the caller it is the same deadline as ours.
+                Ok(Err(status))
+                    if status.code() == Code::Cancelled
+                        && tokio::time::Instant::now() >= deadline =>
+                {
+                    (
+                        deadline_exceeded(&self.shared.peer, timeout),
+                        Some((FaultKind::Silent, self.shared.peer.to_string())),
+                    )
+                }
+                Ok(Err(status)) => {
+                    if let Some(error) = layer_error(&status) {
+                        return Err(error);
+                    }
+                    let fault = Fault::of(&status).map(|f| (f.kind(), f.peer().to_owned()));
+                    (Status::from_tonic(&status), fault)
+                }
+                Err(_) => (
+                    deadline_exceeded(&self.shared.peer, timeout),
+                    Some((FaultKind::Silent, self.shared.peer.to_string())),
+                ),
+            };
+            let attempt = Attempt {
+                number,
+                reauthenticated,
+                by_code: call.retried,
+                status: &status,
+                fault: fault.as_ref().map(|(kind, _)| *kind),
+            };
+            let verdict = decide(policy, attempt, schedule.next_delay());
+            tracing::debug!(
+                method,
+                attempt = number,
+                code = crate::status::code_name(status.code),
+                ?verdict,
+                "rpc failed"
+            );
+            match verdict {
+                Verdict::Reauthenticate => reauthenticated = true,
+                Verdict::Retry(delay) => {
+                    tokio::time::sleep(delay).await;
+                    number += 1;
+                }
+                Verdict::Fail => {
+                    return Err(match fault {
+                        Some((FaultKind::Certificate, peer)) => Error::Certificate {
+                            peer,
+                            reason: status.message,
+                        },
+                        other => Error::Rpc {
+                            method,
+                            status,
+                            fault: other.map(|(kind, _)| kind),
+                        },
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The transport with its errors as tonic statuses (a status in the chain, such as a
+/// classified [`Fault`], kept with its source). A concrete error type, where the boxed one
+/// trips the compiler's `Send` proof of tonic's unary future (rust-lang/rust#102211).
+#[derive(Clone)]
+pub(super) struct StatusErrors(pub(super) Transport);
+
+impl tower::Service<http::Request<tonic::body::Body>> for StatusErrors {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::Status;
+    type Future = futures_util::future::MapErr<
+        <Transport as tower::Service<http::Request<tonic::body::Body>>>::Future,
+        fn(tower::BoxError) -> tonic::Status,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(tonic::Status::from_error)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        use futures_util::TryFutureExt as _;
+        let to_status: fn(tower::BoxError) -> tonic::Status = tonic::Status::from_error;
+        self.0.call(request).map_err(to_status)
+    }
+}
+
+type SentCall<Resp> =
+    std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send>>;
+
+/// What [`OperationsClient::call`] needs to know about one RPC.
+pub(crate) struct Call {
+    pub(super) path: &'static str,
+    pub(super) routing: AsciiMetadataValue,
+    /// Whether the server is told the deadline (`grpc-timeout`). Only where it has work to
+    /// abort: the calls that start operations, and WaitOperation. The reads (Get, List,
+    /// Cancel, Delete) go without: the client enforces their deadline and resets the stream
+    /// when it passes, which the server sees at once.
+    pub(super) sends_deadline: bool,
+    pub(super) retried: bool,
+    pub(super) timeout: Option<Duration>,
+    /// Another policy than the client's.
+    pub(super) policy: Option<RetryPolicy>,
+}
+
+impl Call {
+    pub(super) fn new(path: &'static str, routing: AsciiMetadataValue) -> Self {
+        Call {
+            path,
+            routing,
+            sends_deadline: false,
+            retried: true,
+            timeout: None,
+            policy: None,
+        }
+    }
+}
+
+/// A crate error raised by a layer (a token source that failed), if the status carries one.
+fn layer_error(status: &tonic::Status) -> Option<Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(Error::Auth {
+            source_name,
+            message,
+        }) = error.downcast_ref::<Error>()
+        {
+            return Some(Error::Auth {
+                source_name: source_name.clone(),
+                message: message.clone(),
+            });
+        }
+        source = error.source();
+    }
+    None
+}
+
+fn deadline_exceeded(peer: &str, timeout: Duration) -> Status {
+    Status::new(
+        Code::DeadlineExceeded,
+        format!("no answer from {peer} within the per-call timeout of {timeout:?}"),
+    )
+}
+
+/// The routing header value `key=<percent-encoded value>`.
+pub(super) fn routing(key: &str, value: &str) -> Result<AsciiMetadataValue> {
+    AsciiMetadataValue::try_from(routing_text(key, value))
+        .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
+}
+
+/// `key=<percent-encoded value>`, as Google's clients send it: RFC 3986's unreserved
+/// characters stay, every other byte of the UTF-8 becomes `%XX`.
+pub(super) fn routing_text(key: &str, value: &str) -> String {
+    /// Everything but `A-Z a-z 0-9 - _ . ~`.
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{key}={}",
+        percent_encoding::utf8_percent_encode(value, RESERVED)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_values_are_percent_encoded_as_google_clients_do() {
+        assert_eq!(
+            routing_text("name", "projects/p/locations/us-west1/operations/a~b_c.d-e"),
+            "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
+        );
+        assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
+    }
+}

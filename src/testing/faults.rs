@@ -1,21 +1,10 @@
 //! Faults below gRPC: the fake answers some calls the way a reverse proxy, a broken server or
 //! a dead backend does, so that tests meet what clients meet on real networks.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
-
 use http::{HeaderValue, StatusCode};
 use prost::bytes::Bytes;
 use tonic::Code;
 use tonic::body::Body;
-use tower::{Layer, Service};
-
-use super::FakeMethod;
-use super::state::{Shared, lock};
 
 /// How the fake answers a call below gRPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +51,7 @@ impl HttpFault {
     }
 
     /// The answer this fault gives; `None` for silence.
-    fn response(&self) -> Option<http::Response<Body>> {
+    pub(super) fn response(&self) -> Option<http::Response<Body>> {
         let mut response = http::Response::new(Body::empty());
         let headers = response.headers_mut();
         match self {
@@ -109,84 +98,4 @@ impl HttpFault {
 
 fn grpc() -> HeaderValue {
     HeaderValue::from_static("application/grpc")
-}
-
-/// Puts the fake's HTTP faults in front of its services.
-#[derive(Clone)]
-pub(super) struct FaultLayer(pub(super) Arc<Shared>);
-
-impl<S> Layer<S> for FaultLayer {
-    type Service = FaultService<S>;
-
-    fn layer(&self, inner: S) -> FaultService<S> {
-        FaultService {
-            inner,
-            shared: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(super) struct FaultService<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S> Service<http::Request<Body>> for FaultService<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let method = FakeMethod::ALL
-            .into_iter()
-            .find(|m| m.path() == request.uri().path());
-        let fault = method.and_then(|method| self.take_fault(method));
-        let Some(fault) = fault else {
-            return Box::pin(self.inner.call(request));
-        };
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            if let Some(response) = fault.response() {
-                return Ok(response);
-            }
-            // Silence: hold the call until the fake stops.
-            loop {
-                let changed = shared.changed.notified();
-                if shared.stopping.load(Ordering::SeqCst) {
-                    return Ok(tonic::Status::unavailable("the fake server stopped").into_http());
-                }
-                changed.await;
-            }
-        })
-    }
-}
-
-impl<S> FaultService<S> {
-    /// The fault due for the next call of `method`, counted as a call and a fault.
-    fn take_fault(&self, method: FakeMethod) -> Option<HttpFault> {
-        let fault = {
-            let mut faults = lock(&self.shared.http_faults);
-            match faults.get_mut(&method) {
-                Some((left, fault)) if *left > 0 => {
-                    *left -= 1;
-                    Some(fault.clone())
-                }
-                _ => None,
-            }
-        }?;
-        self.shared.calls[method.index()].fetch_add(1, Ordering::SeqCst);
-        self.shared.faults_injected.fetch_add(1, Ordering::SeqCst);
-        Some(fault)
-    }
 }

@@ -17,6 +17,7 @@
 //! | `state` | the operations, switches and records the services share |
 //! | `service` | the three gRPC services, one object |
 //! | `faults` | [`HttpFault`]: answers below gRPC |
+//! | `proxy` | the layer that gives calls their due fault |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -33,6 +34,7 @@
 //! ```
 
 mod faults;
+mod proxy;
 mod script;
 mod server;
 mod service;

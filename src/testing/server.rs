@@ -15,7 +15,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use super::FakeMethod;
-use super::faults::{FaultLayer, HttpFault};
+use super::faults::HttpFault;
+use super::proxy::FaultLayer;
 use super::script::{Outcome, Script, batch_metadata};
 use super::service::FakeService;
 use super::state::{RecordedRequest, Shared, Switches, injected_unavailable, lock};

@@ -7,6 +7,10 @@
 //! define, or whose bytes do not decode, prints as `{"@type": …, "value": "<base64>"}`
 //! instead of failing.
 //!
+//! Rendering survives any input: nesting deeper than [`MAX_DEPTH`] (protobuf's own limit of
+//! 100) is not expanded but kept as `{"@type": …, "value": "<base64>"}`, so that time, stack
+//! and memory stay proportional to the input.
+//!
 //! ```
 //! use longrunning::RawOperation;
 //! use longrunning::json::operation_to_json;
@@ -27,6 +31,9 @@ use serde_json::{Map, Value as Json};
 use crate::client::RawOperation;
 use crate::error::{Error, Result};
 use crate::proto::FILE_DESCRIPTOR_SET;
+
+/// How deep messages (and `Any`s inside `Any`s) are expanded: protobuf's own nesting limit.
+pub const MAX_DEPTH: usize = 100;
 
 /// The descriptors of every vendored proto, decoded once.
 fn pool() -> &'static DescriptorPool {
@@ -93,7 +100,7 @@ fn bytes_to_json(full_name: &str, bytes: &[u8]) -> Result<Json> {
         .ok_or_else(|| Error::InvalidArgument(format!("no descriptor for {full_name}")))?;
     let message = DynamicMessage::decode(descriptor, bytes)
         .map_err(|e| Error::InvalidArgument(format!("not a valid {full_name}: {e}")))?;
-    message_json(&message)
+    message_json(&message, 0)
 }
 
 fn options() -> SerializeOptions {
@@ -102,12 +109,18 @@ fn options() -> SerializeOptions {
 
 /// A message as JSON, expanding every `Any` in it by hand (prost-reflect would fail on an
 /// `Any` of an unknown type) and leaving the rest to prost-reflect's canonical encoding.
-fn message_json(message: &DynamicMessage) -> Result<Json> {
+fn message_json(message: &DynamicMessage, depth: usize) -> Result<Json> {
     let descriptor = message.descriptor();
     let full_name = descriptor.full_name();
     if full_name == "google.protobuf.Any" {
-        return any_json(message);
+        return any_json(message, depth);
     }
+    if depth >= MAX_DEPTH {
+        return Err(Error::InvalidArgument(format!(
+            "{full_name} is nested more than {MAX_DEPTH} deep"
+        )));
+    }
+    let depth = depth + 1;
     if !contains_messages(message) || is_well_known(full_name) {
         return serialize(message);
     }
@@ -138,18 +151,18 @@ fn message_json(message: &DynamicMessage) -> Result<Json> {
             continue;
         }
         let value = match &*message.get_field(&field) {
-            Value::Message(inner) => message_json(inner)?,
+            Value::Message(inner) => message_json(inner, depth)?,
             Value::List(items) => Json::Array(
                 items
                     .iter()
-                    .filter_map(|item| item.as_message().map(message_json))
+                    .filter_map(|item| item.as_message().map(|m| message_json(m, depth)))
                     .collect::<Result<_>>()?,
             ),
             Value::Map(entries) => {
                 let mut object = Map::new();
                 for (map_key, value) in entries {
                     if let Some(inner) = value.as_message() {
-                        object.insert(map_key_string(map_key), message_json(inner)?);
+                        object.insert(map_key_string(map_key), message_json(inner, depth)?);
                     }
                 }
                 Json::Object(object)
@@ -161,14 +174,21 @@ fn message_json(message: &DynamicMessage) -> Result<Json> {
     Ok(Json::Object(out))
 }
 
-fn any_json(message: &DynamicMessage) -> Result<Json> {
+fn any_json(message: &DynamicMessage, depth: usize) -> Result<Json> {
     let any: prost_types::Any = message
         .transcode_to()
         .map_err(|e| Error::InvalidArgument(format!("not a valid Any: {e}")))?;
-    let payload = crate::any::type_name_of(&any.type_url)
+    // Past the depth limit the payload is kept as it came, not expanded.
+    let payload = (depth < MAX_DEPTH)
+        .then(|| crate::any::type_name_of(&any.type_url))
+        .flatten()
         .and_then(|name| pool().get_message_by_name(name))
         .and_then(|descriptor| DynamicMessage::decode(descriptor, any.value.as_slice()).ok())
-        .and_then(|payload| message_json(&payload).ok().map(|json| (payload, json)));
+        .and_then(|payload| {
+            message_json(&payload, depth + 1)
+                .ok()
+                .map(|json| (payload, json))
+        });
     let mut out = Map::new();
     out.insert("@type".to_owned(), Json::String(any.type_url.clone()));
     match payload {

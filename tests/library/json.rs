@@ -143,3 +143,43 @@ fn arbitrary_bytes_are_an_error_or_json_never_a_panic() {
     assert!(operation_bytes_to_json(&[0xff, 0xff]).is_err());
     assert_eq!(operation_bytes_to_json(&[]).unwrap(), json!({}));
 }
+
+#[test]
+fn deeply_nested_payloads_render_bounded_with_the_rest_elided() {
+    use longrunning::RawOperation;
+    use longrunning::json::{MAX_DEPTH, operation_to_json};
+    use prost::Message as _;
+
+    // 3,000 Anys, each holding the next, around a Duration: 185 KB that once overflowed the
+    // stack of `lro get`.
+    let mut inner = longrunning::any::pack(&prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
+    for _ in 0..3000 {
+        inner = prost_types::Any {
+            type_url: "type.googleapis.com/google.protobuf.Any".into(),
+            value: inner.encode_to_vec(),
+        };
+    }
+    let op = RawOperation {
+        name: "operations/deep".into(),
+        metadata: Some(inner),
+        ..Default::default()
+    };
+    let json = operation_to_json(&op);
+    // Walk down the expanded levels to the elided rest.
+    let mut level = &json["metadata"];
+    let mut depth = 0;
+    while let Some(next) = level.get("value").filter(|v| v.is_object()) {
+        level = next;
+        depth += 1;
+    }
+    assert!(depth <= MAX_DEPTH, "{depth}");
+    assert!(depth >= MAX_DEPTH - 2, "{depth}");
+    assert!(
+        level["value"].is_string(),
+        "the rest is kept as base64: {level}"
+    );
+    assert!(serde_json::to_string_pretty(&json).unwrap().len() < 2_000_000);
+}

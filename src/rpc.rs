@@ -60,8 +60,18 @@ impl Method {
     }
 
     /// The method's name, e.g. `GetOperation`, as errors and logs give it.
-    pub fn name(self) -> &'static str {
-        method_name(self.path())
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::GetOperation => "GetOperation",
+            Method::ListOperations => "ListOperations",
+            Method::CancelOperation => "CancelOperation",
+            Method::DeleteOperation => "DeleteOperation",
+            Method::WaitOperation => "WaitOperation",
+            Method::ImportProductSets => "ImportProductSets",
+            Method::PurgeProducts => "PurgeProducts",
+            Method::AsyncBatchAnnotateFiles => "AsyncBatchAnnotateFiles",
+            Method::AsyncBatchAnnotateImages => "AsyncBatchAnnotateImages",
+        }
     }
 
     /// Its position in [`Method::ALL`].
@@ -105,6 +115,8 @@ mod tests {
             assert!(known.iter().any(|k| k == method.path()), "{method:?}");
             assert_eq!(Method::ALL[method.index()], method);
         }
-        assert_eq!(Method::GetOperation.name(), "GetOperation");
+        for method in Method::ALL {
+            assert_eq!(method.name(), method_name(method.path()));
+        }
     }
 }

@@ -215,7 +215,7 @@ impl OperationsClient {
     /// GetOperation, retried under the policy or sent once (the waiter retries by itself).
     pub(crate) async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
         let name = OperationName::parse(name)?;
-        let mut call = Call::new(Method::GetOperation.path(), routing("name", name.as_str())?);
+        let mut call = Call::of_method(Method::GetOperation, routing("name", name.as_str())?);
         call.retried = retried;
         self.call(call, pb::GetOperationRequest { name: name.into() })
             .await
@@ -235,7 +235,7 @@ impl OperationsClient {
             page_token: options.page_token.clone(),
             return_partial_success: false,
         };
-        let call = Call::new(Method::ListOperations.path(), routing("name", parent)?);
+        let call = Call::of_method(Method::ListOperations, routing("name", parent)?);
         let response: pb::ListOperationsResponse = self.call(call, request).await?;
         let next_page_token = Some(response.next_page_token).filter(|t| !t.is_empty());
         if let Some(token) = &next_page_token
@@ -312,10 +312,7 @@ impl OperationsClient {
     /// later finishes with `error.code = 1` (CANCELLED).
     pub async fn cancel(&self, name: impl AsRef<str>) -> Result<()> {
         let name = OperationName::parse(name.as_ref())?;
-        let call = Call::new(
-            Method::CancelOperation.path(),
-            routing("name", name.as_str())?,
-        );
+        let call = Call::of_method(Method::CancelOperation, routing("name", name.as_str())?);
         self.call(call, pb::CancelOperationRequest { name: name.into() })
             .await
     }
@@ -323,10 +320,7 @@ impl OperationsClient {
     /// DeleteOperation: the caller is no longer interested in the result. Does not cancel.
     pub async fn delete(&self, name: impl AsRef<str>) -> Result<()> {
         let name = OperationName::parse(name.as_ref())?;
-        let call = Call::new(
-            Method::DeleteOperation.path(),
-            routing("name", name.as_str())?,
-        );
+        let call = Call::of_method(Method::DeleteOperation, routing("name", name.as_str())?);
         self.call(call, pb::DeleteOperationRequest { name: name.into() })
             .await
     }
@@ -341,10 +335,7 @@ impl OperationsClient {
         timeout: Duration,
     ) -> Result<RawOperation> {
         let name = OperationName::parse(name.as_ref())?;
-        let mut call = Call::new(
-            Method::WaitOperation.path(),
-            routing("name", name.as_str())?,
-        );
+        let mut call = Call::of_method(Method::WaitOperation, routing("name", name.as_str())?);
         // The server answers by `timeout`; the client's deadline leaves it the usual margin.
         call.timeout = Some(timeout.saturating_add(self.shared.policy.per_call_timeout));
         call.sends_deadline = true;

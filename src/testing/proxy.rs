@@ -52,6 +52,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if !self.shared.http_faults_armed.load(Ordering::Relaxed) {
+            return Box::pin(self.inner.call(request));
+        }
         let method = FakeMethod::ALL
             .into_iter()
             .find(|m| m.path() == request.uri().path());

@@ -105,6 +105,7 @@ impl FakeServerBuilder {
             switches: Mutex::new(Switches::default()),
             changed: Notify::new(),
             http_faults: Mutex::new(Default::default()),
+            http_faults_armed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             calls: Default::default(),
             in_flight: AtomicU64::new(0),
@@ -336,6 +337,7 @@ impl FakeServer {
     /// reset stream, silence, or mangled status headers.
     pub fn http_fault_next(&self, method: FakeMethod, count: u64, fault: HttpFault) {
         lock(&self.shared.http_faults).insert(method, (count, fault));
+        self.shared.http_faults_armed.store(true, Ordering::SeqCst);
     }
 
     /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).

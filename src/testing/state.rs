@@ -35,6 +35,8 @@ pub(super) struct Shared {
     pub(super) changed: Notify,
     /// Per method: how many more calls meet an HTTP fault, and which.
     pub(super) http_faults: Mutex<HashMap<FakeMethod, (u64, HttpFault)>>,
+    /// Whether any HTTP fault was ever set (calls skip the lookup until then).
+    pub(super) http_faults_armed: AtomicBool,
     pub(super) stopping: AtomicBool,
     pub(super) calls: [AtomicU64; FakeMethod::ALL.len()],
     pub(super) in_flight: AtomicU64,

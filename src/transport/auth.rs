@@ -46,6 +46,7 @@ pub const API_CLIENT: &str = concat!(
 
 const API_CLIENT_HEADER: HeaderName = HeaderName::from_static("x-goog-api-client");
 const USER_PROJECT_HEADER: HeaderName = HeaderName::from_static("x-goog-user-project");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// After a refresh that brought no later expiry, how long before the next try.
 const REFRESH_RETRY: Duration = Duration::from_secs(30);
@@ -333,10 +334,11 @@ impl Sent {
         self,
         response: http::Response<Body>,
     ) -> Result<http::Response<Body>, tower::BoxError> {
+        // A pass over the few response headers, cheaper than a hashed look-up.
         let unauthenticated = response
             .headers()
-            .get("grpc-status")
-            .is_some_and(|status| status.as_bytes() == b"16");
+            .iter()
+            .any(|(name, value)| *name == GRPC_STATUS && value.as_bytes() == b"16");
         if !unauthenticated {
             return Ok(response);
         }

@@ -93,13 +93,12 @@ impl<S, B> Service<http::Request<Body>> for Guard<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<B>>,
     S::Error: Into<tower::BoxError>,
-    S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<tower::BoxError>,
 {
     type Response = http::Response<Body>;
     type Error = tower::BoxError;
-    type Future = BoxFuture<Result<http::Response<Body>, tower::BoxError>>;
+    type Future = GuardFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let peer = &self.layer.peer;
@@ -109,28 +108,87 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let call = self.inner.call(request);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let response = call
-                .await
-                .map_err(|e| transport_error(e.into(), &layer.peer))?;
-            let (mut parts, body) = response.into_parts();
-            if parts.headers.contains_key(GRPC_STATUS) {
-                // Trailers-only: the status is all there is.
-                sanitize_status(&mut parts.headers);
-            } else if !is_grpc(parts.status, &parts.headers) {
-                let status = non_grpc_status(parts.status, &parts.headers, body, &layer.peer).await;
-                return Ok(status.into_http());
+        GuardFuture {
+            state: GuardState::Calling {
+                call: self.inner.call(request),
+                layer: Some(self.layer.clone()),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Guard`]: nothing boxed on the usual path; a non-gRPC answer
+    /// is read (its start, briefly) on the heap.
+    pub struct GuardFuture<F> {
+        #[pin]
+        state: GuardState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = GuardStateProjection]
+    enum GuardState<F> {
+        Calling {
+            #[pin]
+            call: F,
+            layer: Option<GuardLayer>,
+        },
+        Reading {
+            read: BoxFuture<tonic::Status>,
+        },
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<tower::BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
+    type Output = Result<http::Response<Body>, tower::BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (http_status, headers, body, peer) = match self.as_mut().project().state.project() {
+            GuardStateProjection::Reading { read } => {
+                return read.as_mut().poll(cx).map(|status| Ok(status.into_http()));
             }
-            let body = GuardedBody {
-                inner: body,
-                peer: layer.peer.clone(),
-                left: layer.max_response_bytes.saturating_add(5),
-                limit: layer.max_response_bytes,
-            };
-            Ok(http::Response::from_parts(parts, Body::new(body)))
-        })
+            GuardStateProjection::Calling { call, layer } => {
+                let answer = std::task::ready!(call.poll(cx));
+                let Some(layer) = layer.take() else {
+                    return Poll::Ready(Err("the call was already answered".into()));
+                };
+                let response = match answer {
+                    Ok(response) => response,
+                    Err(e) => return Poll::Ready(Err(transport_error(e.into(), &layer.peer))),
+                };
+                let (mut parts, body) = response.into_parts();
+                let (has_status, grpc_content) = scan_head(&parts.headers);
+                if !has_status && (parts.status != StatusCode::OK || !grpc_content) {
+                    (parts.status, parts.headers, body, layer.peer)
+                } else {
+                    if has_status {
+                        // Trailers-only: the status is all there is.
+                        sanitize_status(&mut parts.headers);
+                    }
+                    let body = GuardedBody {
+                        inner: body,
+                        peer: layer.peer,
+                        left: layer.max_response_bytes.saturating_add(5),
+                        limit: layer.max_response_bytes,
+                    };
+                    return Poll::Ready(Ok(http::Response::from_parts(parts, Body::new(body))));
+                }
+            }
+        };
+        let read =
+            Box::pin(async move { non_grpc_status(http_status, &headers, body, &peer).await });
+        self.as_mut()
+            .project()
+            .state
+            .set(GuardState::Reading { read });
+        self.poll(cx)
     }
 }
 
@@ -142,11 +200,20 @@ fn transport_error(error: tower::BoxError, peer: &Arc<str>) -> tower::BoxError {
     }
 }
 
-fn is_grpc(status: StatusCode, headers: &HeaderMap) -> bool {
-    status == StatusCode::OK
-        && headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+/// Whether response headers carry a `grpc-status` (a trailers-only answer), and whether
+/// their content type is gRPC's. One pass over the few headers an answer has, cheaper than
+/// two hashed look-ups on every call.
+fn scan_head(headers: &HeaderMap) -> (bool, bool) {
+    let mut has_status = false;
+    let mut grpc_content = false;
+    for (name, value) in headers {
+        if *name == CONTENT_TYPE {
+            grpc_content = value.as_bytes().starts_with(b"application/grpc");
+        } else if *name == GRPC_STATUS {
+            has_status = true;
+        }
+    }
+    (has_status, grpc_content)
 }
 
 /// The code gRPC's HTTP-to-gRPC mapping gives an HTTP status.
@@ -209,14 +276,18 @@ where
 /// Makes a status in `headers` safe for tonic to read: details that are not base64 are
 /// dropped, a message that is not UTF-8 is decoded lossily. Untouched when both are fine.
 fn sanitize_status(headers: &mut HeaderMap) {
-    let details_ok = headers
-        .get(GRPC_DETAILS)
-        .is_none_or(|d| DETAILS_BASE64.decode(d.as_bytes()).is_ok());
-    let message_ok = headers.get(GRPC_MESSAGE).is_none_or(|m| {
-        percent_encoding::percent_decode(m.as_bytes())
-            .decode_utf8()
-            .is_ok()
-    });
+    let mut details_ok = true;
+    let mut message_ok = true;
+    // One pass, no hashing: a trailer block holds two or three entries.
+    for (name, value) in headers.iter() {
+        if *name == GRPC_DETAILS {
+            details_ok = DETAILS_BASE64.decode(value.as_bytes()).is_ok();
+        } else if *name == GRPC_MESSAGE {
+            message_ok = percent_encoding::percent_decode(value.as_bytes())
+                .decode_utf8()
+                .is_ok();
+        }
+    }
     if details_ok && message_ok {
         return;
     }

@@ -27,7 +27,7 @@ pub use auth::AuthLayer;
 pub use connector::Connector;
 pub use fault::{Fault, FaultKind};
 pub use guard::GuardLayer;
-pub use pool::{ChannelPool, PoolConfig};
+pub use pool::{ChannelPool, PoolConfig, PooledBody};
 pub use retry::RetryPolicy;
 #[cfg(feature = "adc")]
 pub use token::ApplicationDefault;

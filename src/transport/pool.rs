@@ -42,7 +42,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -281,8 +280,44 @@ impl Drop for StreamGuard {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A response body of a [`ChannelPool`] call: its stream counts as in flight until the
+    /// body is read to its end or dropped.
+    pub struct PooledBody {
+        #[pin]
+        inner: Body,
+        stream: StreamGuard,
+    }
+}
+
+impl fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledBody").finish_non_exhaustive()
+    }
+}
+
+impl http_body::Body for PooledBody {
+    type Data = prost::bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl Service<http::Request<Body>> for ChannelPool {
-    type Response = http::Response<Body>;
+    type Response = http::Response<PooledBody>;
     type Error = tower::BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -306,11 +341,9 @@ impl Service<http::Request<Body>> for ChannelPool {
                 }
             };
             // The stream stays open until the body (with its trailers) is read or dropped.
-            Ok(response.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _counted = &guard;
-                    frame
-                }))
+            Ok(response.map(|inner| PooledBody {
+                inner,
+                stream: guard,
             }))
         })
     }

@@ -679,3 +679,251 @@ async fn demo_runs_offline_and_prints_two_finished_operations() {
         ]
     );
 }
+
+/// A ListOperations server for the listing tests: every page holds `per_page` new
+/// operations and names `token` (or, if empty, a new token each time) as the next one.
+#[derive(Clone)]
+struct Pager {
+    per_page: usize,
+    repeat_token: Option<&'static str>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl longrunning::proto::longrunning::operations_server::Operations for Pager {
+    async fn list_operations(
+        &self,
+        _request: tonic::Request<longrunning::proto::longrunning::ListOperationsRequest>,
+    ) -> Result<
+        tonic::Response<longrunning::proto::longrunning::ListOperationsResponse>,
+        tonic::Status,
+    > {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let operations = (0..self.per_page)
+            .map(|i| RawOperation {
+                name: format!("operations/p{call}-{i}"),
+                ..Default::default()
+            })
+            .collect();
+        let next_page_token = match self.repeat_token {
+            Some(token) => token.to_owned(),
+            None => format!("page{}", call + 1),
+        };
+        Ok(tonic::Response::new(
+            longrunning::proto::longrunning::ListOperationsResponse {
+                operations,
+                next_page_token,
+                unreachable: Vec::new(),
+            },
+        ))
+    }
+}
+
+/// Serves `pager` on loopback until the returned sender is dropped.
+async fn serve_pager(pager: Pager) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder().add_service(
+        longrunning::proto::longrunning::operations_server::OperationsServer::new(pager),
+    );
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = server
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (endpoint, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_page_token_ends_the_listing_with_exit_3() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (endpoint, _stop) = serve_pager(Pager {
+        per_page: 2,
+        repeat_token: Some("same"),
+        calls: calls.clone(),
+    })
+    .await;
+    let out = run_with(lro(), &["--endpoint", &endpoint, "list", "projects/p"], "").await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    out.assert_one_error_line("repeated the page token");
+    // The page before the repetition is printed, as a whole JSON document; the page that
+    // names its own token again is refused.
+    assert_eq!(out.json()["operations"].as_array().unwrap().len(), 2);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_bounds_the_rpcs_when_pages_come_empty_and_zero_is_bad_input() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (endpoint, _stop) = serve_pager(Pager {
+        per_page: 0,
+        repeat_token: None,
+        calls: calls.clone(),
+    })
+    .await;
+    let list = |limit: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            let args = [
+                "--endpoint",
+                &endpoint,
+                "list",
+                "--limit",
+                limit,
+                "projects/p",
+            ];
+            run_with(lro(), &args, "").await
+        }
+    };
+    let out = list("5").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert_eq!(
+        out.json(),
+        json!({"operations": [], "nextPageToken": "page5"})
+    );
+
+    let out = list("0").await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "no RPC for bad input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_listing_streams_and_a_closed_pipe_ends_it_quietly() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (endpoint, _stop) = serve_pager(Pager {
+        per_page: 50,
+        repeat_token: None,
+        calls: calls.clone(),
+    })
+    .await;
+    let mut child = lro()
+        .args(["--endpoint", &endpoint, "list", "projects/p"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first page arrives before the listing ends (it never does): streamed.
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut read = 0;
+    while read < 20 {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("no output within 20 s")
+            .unwrap()
+            .expect("the output ended");
+        assert!(!line.is_empty() || read > 0);
+        read += 1;
+    }
+    drop(lines); // `| head -20`
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("lro did not stop after its reader went away")
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_errors_never_panic_stdout_fails_with_5_and_stderr_never_changes_the_exit() {
+    let fake = fake().await;
+    fake.insert_running("operations/x");
+    let endpoint = fake.endpoint();
+    let full = || {
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+    };
+
+    let child = lro()
+        .args(["--endpoint", &endpoint, "get", "operations/x"])
+        .stdout(full())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let child = lro()
+        .args(["--endpoint", &endpoint, "get", "operations/unknown"])
+        .stdout(Stdio::piped())
+        .stderr(full())
+        .spawn()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_0_looks_once_and_negative_timeouts_are_plain_errors() {
+    let fake = fake().await;
+    fake.insert_raw(RawOperation {
+        name: "operations/done".into(),
+        done: true,
+        ..Default::default()
+    });
+    fake.insert_running("operations/running");
+    let out = run(&fake, &["wait", "--timeout", "0", "operations/done"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["name"], "operations/done");
+    let out = run(&fake, &["wait", "--timeout", "0", "operations/running"]).await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(out.json()["name"], "operations/running");
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 0);
+
+    let out = run(&fake, &["wait", "--timeout", "-1", "operations/done"]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("cannot be negative"), "{}", out.stderr);
+    assert!(!out.stderr.contains("-- -1"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vision_job_done_without_its_result_is_not_a_success() {
+    let fake = fake().await;
+    fake.set_operation_duration(Duration::from_secs(600));
+    let endpoint = fake.endpoint();
+    let child = lro()
+        .args([
+            "--endpoint",
+            &endpoint,
+            "--quiet",
+            "vision",
+            "import",
+            "--parent",
+            "projects/p/locations/us-west1",
+            "--csv-uri",
+            "gs://b/f.csv",
+            "--wait",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = fake
+        .wait_for_start(Duration::from_secs(20))
+        .await
+        .expect("no import started");
+    assert!(fake.finish(&started, Outcome::NoResult));
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has no result"), "{stderr}");
+}

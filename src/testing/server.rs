@@ -106,6 +106,7 @@ impl FakeServerBuilder {
             changed: Notify::new(),
             http_faults: Mutex::new(Default::default()),
             http_faults_armed: AtomicBool::new(false),
+            started: Mutex::new((Vec::new(), 0)),
             stopping: AtomicBool::new(false),
             calls: Default::default(),
             in_flight: AtomicU64::new(0),
@@ -311,6 +312,34 @@ impl FakeServer {
             .lock_operations()
             .get(name)
             .map(|op| op.snapshot(name, now))
+    }
+
+    /// The operations started through the start RPCs (Vision's), oldest first.
+    pub fn started(&self) -> Vec<String> {
+        lock(&self.shared.started).0.clone()
+    }
+
+    /// The next operation started through a start RPC that this method has not handed out
+    /// yet, as soon as it is started; `None` if none is within `timeout`.
+    pub async fn wait_for_start(&self, timeout: Duration) -> Option<String> {
+        let next = async {
+            loop {
+                let changed = self.shared.changed.notified();
+                tokio::pin!(changed);
+                // Registered before the list is read, so no start can slip in between.
+                changed.as_mut().enable();
+                {
+                    let mut started = lock(&self.shared.started);
+                    let (names, handed_out) = &mut *started;
+                    if let Some(name) = names.get(*handed_out).cloned() {
+                        *handed_out += 1;
+                        return name;
+                    }
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, next).await.ok()
     }
 
     /// The names of all operations it holds.

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::FakeMethod;
 use super::script::{Outcome, Script, annotation_script, batch_script};
-use super::state::{Shared, not_found};
+use super::state::{Shared, lock, not_found};
 use crate::client::RawOperation;
 use crate::proto::longrunning as lro;
 use crate::proto::longrunning::operations_server::Operations;
@@ -41,6 +41,7 @@ impl FakeService {
             let switches = self.shared.lock_switches();
             switches.operation_duration + switches.duration_spread.mul_f64(fastrand::f64())
         };
+        lock(&self.shared.started).0.push(name.clone());
         self.shared.insert(name.clone(), script(duration));
         self.shared.get(&name).map(Response::new)
     }

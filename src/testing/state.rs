@@ -35,6 +35,9 @@ pub(super) struct Shared {
     pub(super) changed: Notify,
     /// Per method: how many more calls meet an HTTP fault, and which.
     pub(super) http_faults: Mutex<HashMap<FakeMethod, (u64, HttpFault)>>,
+    /// The operations started through the start RPCs, in order, and how many of them
+    /// `wait_for_start` has handed out.
+    pub(super) started: Mutex<(Vec<String>, usize)>,
     /// Whether any HTTP fault was ever set (calls skip the lookup until then).
     pub(super) http_faults_armed: AtomicBool,
     pub(super) stopping: AtomicBool,

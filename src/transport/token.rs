@@ -171,7 +171,7 @@ impl TokenSource for EnvToken {
 /// A token printed by a command, such as `gcloud auth print-access-token`. The command is
 /// run again when the token is due for refresh (tokens from gcloud live an hour).
 ///
-/// Each run is bounded: it must finish within [`CommandToken::time_limit`] (default 30 s)
+/// Each run is bounded: it must finish within [`CommandToken::time_limit`] (default 8 s)
 /// and print at most [`CommandToken::MAX_OUTPUT`] bytes. A command that runs over either,
 /// or whose call is dropped, is killed together with its process group (the children a
 /// shell started too). Every error names the command.
@@ -196,7 +196,7 @@ impl CommandToken {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             lifetime: Duration::from_secs(3600),
-            time_limit: Duration::from_secs(30),
+            time_limit: Duration::from_secs(8),
         }
     }
 
@@ -211,7 +211,8 @@ impl CommandToken {
         self
     }
 
-    /// How long one run may take before it is killed (default 30 s).
+    /// How long one run may take before it is killed (default 8 s, within the 10 s per-call
+    /// deadline of a call waiting for the token, so that a hung command is named as such).
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self
@@ -247,13 +248,17 @@ impl CommandToken {
         };
         let cap = Self::MAX_OUTPUT as u64 + 1;
         let mut stdout = stdout.take(cap);
-        let mut stderr = stderr.take(4096);
         let run = async {
+            // stderr is read beside, so that a command filling it cannot block; stdout decides.
+            let errors = tokio::spawn(async move {
+                let mut err = Vec::new();
+                let _ = stderr.take(4096).read_to_end(&mut err).await;
+                err
+            });
             let mut out = Vec::new();
-            let mut err = Vec::new();
-            let (read_out, _) =
-                tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err),);
+            let read_out = stdout.read_to_end(&mut out).await;
             if read_out.is_err() || out.len() as u64 >= cap {
+                errors.abort();
                 return Err(auth_error(
                     self,
                     format!("it printed more than {} bytes", Self::MAX_OUTPUT),
@@ -263,6 +268,7 @@ impl CommandToken {
                 .wait()
                 .await
                 .map_err(|e| auth_error(self, format!("it could not be waited for: {e}")))?;
+            let err = errors.await.unwrap_or_default();
             Ok((status, out, err))
         };
         let (status, out, err) =

@@ -504,3 +504,44 @@ async fn the_authorization_header_is_marked_sensitive() {
     assert!(value.is_sensitive());
     assert_eq!(format!("{value:?}"), "Sensitive");
 }
+
+#[tokio::test]
+async fn a_token_command_over_its_time_limit_is_killed_with_its_children_and_named() {
+    let pid_file = std::env::temp_dir().join(format!("lro-token-child-{}", std::process::id()));
+    let script = format!("sleep 1000 & echo $! > {}; wait", pid_file.display());
+    let source = CommandToken::shell(script).time_limit(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = source.fetch().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(text.contains("command `sleep 1000 &"), "{text}");
+    assert!(text.contains("did not finish within 300ms"), "{text}");
+    // The shell's child went with it: no orphan.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let _ = std::fs::remove_file(&pid_file);
+    let proc_dir = format!("/proc/{}", pid.trim());
+    let mut gone = false;
+    for _ in 0..100 {
+        let state = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        if state.is_empty() || state.contains(") Z ") {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the token command's child {pid} is still running");
+}
+
+#[tokio::test]
+async fn a_token_command_printing_without_end_is_cut_off_and_named() {
+    let source = CommandToken::shell("yes");
+    let err = source.fetch().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("command `yes`"), "{text}");
+    assert!(text.contains("printed more than 65536 bytes"), "{text}");
+}

@@ -83,9 +83,10 @@ pub enum Command {
         /// Operations per page (the server's default if unset).
         #[arg(long, value_name = "N")]
         page_size: Option<u32>,
-        /// Stop after N operations (then nextPageToken is printed to resume).
-        #[arg(long, value_name = "N")]
-        limit: Option<usize>,
+        /// Stop after N operations or N pages, whichever comes first (then nextPageToken is
+        /// printed to resume). At least 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Wait for operations to finish, all at once; print each final operation.
     Wait {
@@ -94,8 +95,8 @@ pub enum Command {
         /// Also read names from a file, one per line ("-" for stdin).
         #[arg(long, value_name = "F")]
         from_file: Option<String>,
-        /// Give up after this long (e.g. 90s, 15m, 2h); the default is 24h.
-        #[arg(long, value_name = "DURATION")]
+        /// Give up after this long (e.g. 90s, 15m, 2h); the default is 24h. 0 looks once.
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
         timeout: Option<HumanDuration>,
         /// WaitOperation with polling fallback, WaitOperation only, or polling only.
         #[arg(long, default_value = "auto", value_name = "auto|wait|poll")]
@@ -248,6 +249,11 @@ impl FromStr for HumanDuration {
         let bad = || format!("bad duration {text:?} (try 90s, 15m, 1h30m)");
         if text.is_empty() {
             return Err(bad());
+        }
+        if text.starts_with('-') {
+            return Err(format!(
+                "bad duration {text:?}: a duration cannot be negative"
+            ));
         }
         if let Ok(seconds) = text.parse::<u64>() {
             return Ok(HumanDuration(Duration::from_secs(seconds)));

@@ -2,13 +2,14 @@
 //! gRPC, start Vision batch jobs, and run the emulator. A thin layer over the library.
 //!
 //! Exit codes: 0 done with a response (or a command that succeeded); 1 an operation finished
-//! with an error; 2 bad usage or bad input; 3 an RPC failed; 4 `wait` timed out.
+//! with an error (or, waited for by a `vision` command, without the result its type needs);
+//! 2 bad usage or bad input; 3 an RPC failed; 4 `wait` timed out; 5 the output could not be
+//! written (a closed pipe ends the command quietly instead).
 
 mod args;
 mod output;
 mod progress;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,17 +25,18 @@ use longrunning::wait::WaitOptions;
 use longrunning::{Error, ListOptions, OperationsClient, RawOperation};
 
 use args::{Cli, Command, VisionCommand};
-use output::Printer;
+use output::{OutputFailure, Printer, note};
 use progress::Progress;
 
 /// How a command ended, as an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Success = 0,
     OperationFailed = 1,
-    TimedOut = 4,
-    RpcFailed = 3,
     BadInput = 2,
+    RpcFailed = 3,
+    TimedOut = 4,
+    OutputFailed = 5,
 }
 
 impl Outcome {
@@ -60,8 +62,8 @@ impl Outcome {
         }
     }
 
-    /// Of several outcomes, the one to exit with: bad input, then RPC failures, then
-    /// timeouts, then failed operations.
+    /// Of several outcomes, the one to exit with: output failures, bad input, then RPC
+    /// failures, then timeouts, then failed operations.
     fn worst(self, other: Outcome) -> Outcome {
         let rank = |o: Outcome| match o {
             Outcome::Success => 0,
@@ -69,6 +71,7 @@ impl Outcome {
             Outcome::TimedOut => 2,
             Outcome::RpcFailed => 3,
             Outcome::BadInput => 4,
+            Outcome::OutputFailed => 5,
         };
         if rank(other) > rank(self) {
             other
@@ -93,7 +96,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("lro: cannot start the async runtime: {err}");
+            note!("lro: cannot start the async runtime: {err}");
             return ExitCode::from(3);
         }
     };
@@ -103,11 +106,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Outcome {
     let printer = Printer::new(cli.output);
-    match execute(&cli, &printer).await {
+    let outcome = match execute(&cli, &printer).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            eprintln!("lro: {err}");
+            note!("lro: {err}");
             Outcome::of(&err)
+        }
+    };
+    match printer.failure() {
+        None | Some(OutputFailure::Closed) => outcome,
+        Some(OutputFailure::Failed(err)) => {
+            note!("lro: cannot write the output: {err}");
+            outcome.worst(Outcome::OutputFailed)
         }
     }
 }
@@ -128,7 +138,8 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
             limit,
         } => {
             let client = connect(cli).await?;
-            list(&client, printer, parent, filter, *page_size, *limit).await
+            let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+            list(&client, printer, parent, filter, *page_size, limit).await
         }
         Command::Wait {
             names,
@@ -155,7 +166,10 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
                 ..WaitOptions::default()
             };
             let client = connect(cli).await?;
-            wait(&client, printer, names, &options, cli.quiet).await
+            if options.timeout == Some(Duration::ZERO) {
+                return look_once(&client, printer, &names).await;
+            }
+            wait(&client, printer, names, &options, cli.quiet, None).await
         }
         Command::Cancel { name } => {
             let name = args::operation_name(name, cli.location.as_deref())?;
@@ -171,6 +185,7 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
         }
         Command::Vision(vision) => {
             let (request, wait_for_it) = vision_request(vision)?;
+            let check = request.typed_check();
             let client = connect(cli).await?;
             let operation = start(&client, request).await?;
             if !wait_for_it {
@@ -184,6 +199,7 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
                 vec![name],
                 &WaitOptions::default(),
                 cli.quiet,
+                Some(check),
             )
             .await
         }
@@ -191,7 +207,7 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
             listen,
             no_wait_rpc,
             speed,
-        } => emulator(*listen, *no_wait_rpc, speed.0).await,
+        } => emulator(printer, *listen, *no_wait_rpc, speed.0).await,
         Command::Demo => demo(printer, cli.quiet).await,
     }
 }
@@ -221,10 +237,14 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
 fn report_failure(operation: &RawOperation) {
     if let (true, Some(RawResult::Error(status))) = (operation.done, &operation.result) {
         let status = longrunning::Status::from_proto(status);
-        eprintln!("lro: operation {} failed: {status}", operation.name);
+        note!("lro: operation {} failed: {status}", operation.name);
     }
 }
 
+/// Lists page by page, writing each page as it arrives (memory: one page). `--limit N`
+/// stops after N operations or after N pages, whichever comes first, so that a server
+/// answering empty pages costs at most N RPCs; the token to resume is printed then. A page
+/// token the server already gave ends the listing with an error.
 async fn list(
     client: &OperationsClient,
     printer: &Printer,
@@ -234,10 +254,15 @@ async fn list(
     limit: Option<usize>,
 ) -> Result<Outcome, Error> {
     let page_size = page_size.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));
-    let mut operations = Vec::new();
+    let mut listed = 0usize;
+    let mut pages = 0usize;
     let mut token = String::new();
+    // Hashes of the tokens seen: a cycle of any length is caught with 8 bytes a page.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut seen_tokens = std::collections::HashSet::new();
+    printer.begin_list();
     loop {
-        let wanted = limit.map(|limit| limit.saturating_sub(operations.len()));
+        let wanted = limit.map(|limit| limit.saturating_sub(listed));
         // Ask for no more than the limit still allows, so that a page ends exactly there
         // and its token resumes right after.
         let size = match wanted {
@@ -246,42 +271,109 @@ async fn list(
             }
             _ => page_size,
         };
-        let page = client
-            .list(
-                parent,
-                &ListOptions {
-                    filter: filter.to_owned(),
-                    page_size: size,
-                    page_token: token,
-                },
-            )
-            .await?;
-        operations.extend(page.operations);
-        if let Some(limit) = limit {
-            operations.truncate(limit);
-        }
-        let limited = limit.is_some_and(|limit| operations.len() >= limit);
-        match page.next_page_token {
-            Some(next) if limited => {
-                printer.operations(&operations, Some(&next));
-                return Ok(Outcome::Success);
+        let options = ListOptions {
+            filter: filter.to_owned(),
+            page_size: size,
+            page_token: token,
+        };
+        let page = match client.list(parent, &options).await {
+            Ok(page) => page,
+            Err(err) => {
+                printer.end_list(None);
+                return Err(err);
             }
-            Some(next) => token = next,
-            None => break,
+        };
+        pages += 1;
+        let room = limit.map_or(usize::MAX, |limit| limit.saturating_sub(listed));
+        for operation in page.operations.iter().take(room) {
+            printer.list_item(operation);
+            listed += 1;
         }
+        if !printer.is_open() {
+            return Ok(Outcome::Success);
+        }
+        let Some(next) = page.next_page_token else {
+            break;
+        };
+        if !seen_tokens.insert(std::hash::BuildHasher::hash_one(&hasher, &next)) {
+            printer.end_list(None);
+            return Err(Error::Rpc {
+                method: "ListOperations",
+                status: longrunning::Status::new(
+                    longrunning::Code::Internal,
+                    format!(
+                        "the server repeated the page token {:?}: the listing would never end",
+                        next.chars().take(80).collect::<String>()
+                    ),
+                ),
+                fault: None,
+            });
+        }
+        if limit.is_some_and(|limit| listed >= limit || pages >= limit) {
+            printer.end_list(Some(&next));
+            return Ok(Outcome::Success);
+        }
+        token = next;
     }
-    printer.operations(&operations, None);
+    printer.end_list(None);
     Ok(Outcome::Success)
 }
 
 /// Waits for every name at once, with progress on stderr; prints each final operation as
 /// it finishes.
+/// `wait --timeout 0`: one look at each operation. Done ones are printed as `wait` prints
+/// them; one not done yet is printed too, and the exit says "not done" (4).
+async fn look_once(
+    client: &OperationsClient,
+    printer: &Printer,
+    names: &[String],
+) -> Result<Outcome, Error> {
+    let several = names.len() > 1;
+    let mut outcome = Outcome::Success;
+    for name in names {
+        let operation = client.get(name).await?;
+        printer.final_operation(&operation, several);
+        report_failure(&operation);
+        outcome = outcome.worst(if operation.done {
+            Outcome::of_snapshot(&operation)
+        } else {
+            note!("lro: {name}: not done yet");
+            Outcome::TimedOut
+        });
+    }
+    Ok(outcome)
+}
+
+/// Checks a finished operation against the response type its start call declares: done
+/// with no result, or with another type, is not a success.
+type TypedCheck = fn(&RawOperation) -> Result<(), Error>;
+
+fn check_response<R: longrunning::OperationResponse>(
+    operation: &RawOperation,
+) -> Result<(), Error> {
+    longrunning::Snapshot::<R, ()>::new(operation.clone())
+        .result()
+        .map(|_| ())
+}
+
+impl StartRequest {
+    /// The check of the operation this request starts.
+    fn typed_check(&self) -> TypedCheck {
+        match self {
+            StartRequest::Import(_) => check_response::<pb::ImportProductSetsResponse>,
+            StartRequest::Purge(_) => check_response::<longrunning::vision::PurgeOutcome>,
+            StartRequest::AnnotateFiles(_) => check_response::<pb::AsyncBatchAnnotateFilesResponse>,
+        }
+    }
+}
+
 async fn wait(
     client: &OperationsClient,
     printer: &Printer,
     names: Vec<String>,
     options: &WaitOptions,
     quiet: bool,
+    check: Option<TypedCheck>,
 ) -> Result<Outcome, Error> {
     let several = names.len() > 1;
     let mut progress = Progress::new(quiet, &names);
@@ -292,11 +384,22 @@ async fn wait(
             Ok(operation) if !operation.done => progress.update(&name, &operation),
             Ok(operation) => {
                 progress.finish(&name, &operation);
+                let mut this = Outcome::of_snapshot(&operation);
+                let typed = match (this, check) {
+                    (Outcome::Success, Some(check)) => check(&operation).err(),
+                    _ => None,
+                };
                 progress.suspend(|| {
                     printer.final_operation(&operation, several);
                     report_failure(&operation);
+                    if let Some(err) = &typed {
+                        note!("lro: {err}");
+                    }
                 });
-                outcome = outcome.worst(Outcome::of_snapshot(&operation));
+                if typed.is_some() {
+                    this = Outcome::OperationFailed;
+                }
+                outcome = outcome.worst(this);
             }
             Err(err) => {
                 progress.fail(&name, &err);
@@ -308,7 +411,7 @@ async fn wait(
                     {
                         printer.final_operation(last, several);
                     }
-                    eprintln!("lro: {name}: {err}");
+                    note!("lro: {name}: {err}");
                 });
                 outcome = outcome.worst(Outcome::of(&err));
             }
@@ -399,6 +502,7 @@ async fn start(client: &OperationsClient, request: StartRequest) -> Result<RawOp
 const EMULATED_DURATION: Duration = Duration::from_secs(10);
 
 async fn emulator(
+    printer: &Printer,
     listen: std::net::SocketAddr,
     no_wait_rpc: bool,
     speed: f64,
@@ -410,8 +514,7 @@ async fn emulator(
         .await?;
     fake.set_wait_unimplemented(no_wait_rpc);
     fake.set_operation_duration(EMULATED_DURATION.div_f64(speed));
-    println!("listening on {}", fake.addr());
-    let _ = std::io::stdout().flush();
+    printer.line(&format!("listening on {}", fake.addr()));
     let _ = tokio::signal::ctrl_c().await;
     fake.shutdown().await;
     Ok(Outcome::Success)
@@ -423,7 +526,7 @@ async fn demo(printer: &Printer, quiet: bool) -> Result<Outcome, Error> {
     let fake = FakeServer::builder().record_requests(false).start().await?;
     fake.set_operation_duration(Duration::from_secs(3));
     if !quiet {
-        eprintln!("demo: emulator listening on {}", fake.addr());
+        note!("demo: emulator listening on {}", fake.addr());
     }
     let client = fake.client();
     let parent = "projects/demo-project/locations/us-west1";
@@ -455,9 +558,10 @@ async fn demo(printer: &Printer, quiet: bool) -> Result<Outcome, Error> {
     )
     .await?;
     if !quiet {
-        eprintln!(
+        note!(
             "demo: started {} (purge) and {} (import)",
-            purge.name, import.name
+            purge.name,
+            import.name
         );
     }
     let outcome = wait(
@@ -466,6 +570,7 @@ async fn demo(printer: &Printer, quiet: bool) -> Result<Outcome, Error> {
         vec![purge.name, import.name],
         &WaitOptions::default(),
         quiet,
+        None,
     )
     .await;
     fake.shutdown().await;

@@ -1,20 +1,77 @@
-//! What goes to stdout: proto3 JSON (the default) or a short text summary.
+//! What goes to stdout: proto3 JSON (the default) or a short text summary; and notes on
+//! stderr. Nothing here panics on a closed or full stream: the first failed write to stdout
+//! is kept (later writes are skipped) and decides the exit; a failed write to stderr is
+//! ignored.
+
+use std::cell::RefCell;
+use std::io::{self, Write as _};
 
 use longrunning::json::{metadata_state, operation_to_json};
 use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::{RawOperation, Status};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::args::OutputFormat;
+
+/// A line on stderr; a failed write is ignored (it must never change the exit code).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use note;
 
 /// Prints results in the chosen format.
 pub struct Printer {
     format: OutputFormat,
+    /// The first write to stdout that failed.
+    failed: RefCell<Option<io::Error>>,
+    /// Operations written so far in the listing being printed.
+    listed: RefCell<usize>,
+}
+
+/// Why stdout could not take the output.
+pub enum OutputFailure {
+    /// The reader went away (`lro list | head -1`): end quietly.
+    Closed,
+    /// Anything else (a full disk): an error.
+    Failed(io::Error),
 }
 
 impl Printer {
     pub fn new(format: OutputFormat) -> Self {
-        Printer { format }
+        Printer {
+            format,
+            failed: RefCell::new(None),
+            listed: RefCell::new(0),
+        }
+    }
+
+    /// What went wrong writing to stdout, if anything.
+    pub fn failure(&self) -> Option<OutputFailure> {
+        self.failed.borrow_mut().take().map(|err| {
+            if err.kind() == io::ErrorKind::BrokenPipe {
+                OutputFailure::Closed
+            } else {
+                OutputFailure::Failed(err)
+            }
+        })
+    }
+
+    /// Whether stdout still takes output.
+    pub fn is_open(&self) -> bool {
+        self.failed.borrow().is_none()
+    }
+
+    fn write(&self, text: &str) {
+        if !self.is_open() {
+            return;
+        }
+        let mut out = io::stdout().lock();
+        if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            *self.failed.borrow_mut() = Some(err);
+        }
     }
 
     /// One operation, as the only result of a command.
@@ -25,31 +82,57 @@ impl Printer {
     /// One of possibly several results: several print one JSON document per line.
     pub fn final_operation(&self, operation: &RawOperation, several: bool) {
         match self.format {
-            OutputFormat::Json => print_json(&operation_to_json(operation), several),
-            OutputFormat::Text => println!("{}", summary(operation)),
+            OutputFormat::Json => self.write(&json_text(&operation_to_json(operation), several)),
+            OutputFormat::Text => self.write(&format!("{}\n", summary(operation))),
         }
     }
 
-    /// `{"operations": [...]}`, with `nextPageToken` when the listing stopped early.
-    pub fn operations(&self, operations: &[RawOperation], next_page_token: Option<&str>) {
+    /// Starts a listing: `{"operations": [` in JSON.
+    pub fn begin_list(&self) {
+        *self.listed.borrow_mut() = 0;
+        if self.format == OutputFormat::Json {
+            self.write("{\n  \"operations\": [");
+        }
+    }
+
+    /// One operation of a listing, written as soon as its page arrived.
+    pub fn list_item(&self, operation: &RawOperation) {
+        let first = *self.listed.borrow() == 0;
+        *self.listed.borrow_mut() += 1;
         match self.format {
             OutputFormat::Json => {
-                let mut out = Map::new();
-                out.insert(
-                    "operations".into(),
-                    Value::Array(operations.iter().map(operation_to_json).collect()),
-                );
-                if let Some(token) = next_page_token {
-                    out.insert("nextPageToken".into(), Value::String(token.to_owned()));
-                }
-                print_json(&Value::Object(out), false);
+                let item = json_text(&operation_to_json(operation), false);
+                let indented: Vec<String> = item
+                    .trim_end()
+                    .lines()
+                    .map(|line| format!("    {line}"))
+                    .collect();
+                let separator = if first { "\n" } else { ",\n" };
+                self.write(&format!("{separator}{}", indented.join("\n")));
             }
             OutputFormat::Text => {
-                for operation in operations {
-                    println!("{}\t{}", operation.name, short_state(operation));
-                }
+                self.write(&format!("{}\t{}\n", operation.name, short_state(operation)));
+            }
+        }
+    }
+
+    /// Ends a listing, with `nextPageToken` when it stopped early.
+    pub fn end_list(&self, next_page_token: Option<&str>) {
+        match self.format {
+            OutputFormat::Json => {
+                let close = if *self.listed.borrow() == 0 {
+                    "]"
+                } else {
+                    "\n  ]"
+                };
+                let token = next_page_token
+                    .map(|t| format!(",\n  \"nextPageToken\": {}", Value::String(t.to_owned())))
+                    .unwrap_or_default();
+                self.write(&format!("{close}{token}\n}}\n"));
+            }
+            OutputFormat::Text => {
                 if let Some(token) = next_page_token {
-                    println!("next page token: {token}");
+                    self.write(&format!("next page token: {token}\n"));
                 }
             }
         }
@@ -58,20 +141,25 @@ impl Printer {
     /// The answer of a call that returns nothing (cancel, delete): `{}` as REST prints it.
     pub fn empty(&self, text: &str) {
         match self.format {
-            OutputFormat::Json => println!("{{}}"),
-            OutputFormat::Text => println!("{text}"),
+            OutputFormat::Json => self.write("{}\n"),
+            OutputFormat::Text => self.write(&format!("{text}\n")),
         }
+    }
+
+    /// A plain line (the emulator's address).
+    pub fn line(&self, text: &str) {
+        self.write(&format!("{text}\n"));
     }
 }
 
-fn print_json(value: &Value, compact: bool) {
+fn json_text(value: &Value, compact: bool) -> String {
     let text = if compact {
         serde_json::to_string(value)
     } else {
         serde_json::to_string_pretty(value)
     };
     // Serializing a serde_json::Value cannot fail.
-    println!("{}", text.unwrap_or_default());
+    format!("{}\n", text.unwrap_or_default())
 }
 
 fn short_state(operation: &RawOperation) -> String {
@@ -82,6 +170,9 @@ fn short_state(operation: &RawOperation) -> String {
         None => done.to_owned(),
     }
 }
+
+/// How many error details the text summary lists before it summarises the rest.
+const DETAILS_LISTED: usize = 5;
 
 /// Name, state, done, and the result or the error with its details.
 fn summary(operation: &RawOperation) -> String {
@@ -95,8 +186,14 @@ fn summary(operation: &RawOperation) -> String {
         Some(RawResult::Error(status)) => {
             let status = Status::from_proto(status);
             lines.push(format!("error:  {status}"));
-            for detail in &status.details {
+            for detail in status.details.iter().take(DETAILS_LISTED) {
                 lines.push(format!("        detail {}", detail.type_name()));
+            }
+            if status.details.len() > DETAILS_LISTED {
+                lines.push(format!(
+                    "        and {} more details",
+                    status.details.len() - DETAILS_LISTED
+                ));
             }
         }
         None if operation.done => lines.push("result: (none)".to_owned()),

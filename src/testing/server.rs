@@ -37,6 +37,7 @@ type BatchState = pb::batch_operation_metadata::State;
 pub struct FakeServerBuilder {
     addr: SocketAddr,
     max_concurrent_streams: Option<u32>,
+    max_connection_age: Option<Duration>,
     record_requests: bool,
     tls: Option<TlsIdentity>,
 }
@@ -60,6 +61,7 @@ impl Default for FakeServerBuilder {
         FakeServerBuilder {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_concurrent_streams: None,
+            max_connection_age: None,
             record_requests: true,
             tls: None,
         }
@@ -77,6 +79,13 @@ impl FakeServerBuilder {
     /// advertise 100).
     pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
         self.max_concurrent_streams = Some(streams);
+        self
+    }
+
+    /// Closes each connection (GOAWAY, then the calls in flight finish) once it is this old,
+    /// as proxies and Google's front ends do (default never).
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.max_connection_age = Some(age);
         self
     }
 
@@ -117,6 +126,7 @@ impl FakeServerBuilder {
             next_id: AtomicU64::new(1),
         });
         let mut server = FakeServer {
+            max_connection_age: self.max_connection_age,
             addr: self.addr,
             tls: self.tls,
             max_concurrent_streams: self.max_concurrent_streams,
@@ -130,6 +140,7 @@ impl FakeServerBuilder {
 
 /// The in-process fake server. Dropping it shuts it down.
 pub struct FakeServer {
+    max_connection_age: Option<Duration>,
     addr: SocketAddr,
     tls: Option<TlsIdentity>,
     max_concurrent_streams: Option<u32>,
@@ -238,7 +249,11 @@ impl FakeServer {
         let service = Arc::new(FakeService {
             shared: self.shared.clone(),
         });
-        let router = with_tls(Server::builder(), self.tls.as_ref())?
+        let mut builder = with_tls(Server::builder(), self.tls.as_ref())?;
+        if let Some(age) = self.max_connection_age {
+            builder = builder.max_connection_age(age);
+        }
+        let router = builder
             .max_concurrent_streams(self.max_concurrent_streams)
             .layer(FaultLayer(self.shared.clone()))
             .add_service(OperationsServer::from_arc(service.clone()))

@@ -317,3 +317,41 @@ async fn an_answer_over_the_size_limit_is_resource_exhausted() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn thousands_of_waits_complete_while_every_connection_is_closed_every_two_seconds() {
+    use longrunning::wait::{self, WaitStrategy};
+    let fake = FakeServer::builder()
+        .max_connection_age(secs(2))
+        .record_requests(false)
+        .start()
+        .await
+        .unwrap();
+    let client = fake.client();
+    for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
+        let ops: Vec<_> = (0..1000u64)
+            .map(|i| {
+                let name = format!("operations/{strategy:?}{i}");
+                let after = Duration::from_millis(fastrand::u64(0..30_000));
+                fake.insert(&name, Script::finishing_after(after, Outcome::NoResult));
+                longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
+            })
+            .collect();
+        let options = WaitOptions {
+            strategy,
+            ..WaitOptions::default()
+        };
+        let results = wait::wait_all(ops, &options).await;
+        let failed: Vec<_> = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{strategy:?}: {} failed, first {:?}",
+            failed.len(),
+            failed.first()
+        );
+    }
+    fake.shutdown().await;
+}

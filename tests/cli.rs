@@ -927,3 +927,54 @@ async fn a_vision_job_done_without_its_result_is_not_a_success() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("has no result"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_exit_3_at_once_and_ca_file_trusts_it() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let certificate_pem = certified.cert.pem();
+    let fake = FakeServer::builder()
+        .tls(
+            certificate_pem.clone(),
+            certified.signing_key.serialize_pem(),
+        )
+        .start()
+        .await
+        .unwrap();
+    fake.insert_running("operations/x");
+    let endpoint = fake.endpoint();
+    for command in [&["get"][..], &["wait", "--timeout", "1h"][..]] {
+        let mut args = vec!["--endpoint", endpoint.as_str(), "--token", "t", "--quiet"];
+        args.extend_from_slice(command);
+        args.push("operations/x");
+        let started = std::time::Instant::now();
+        let out = run_with(lro(), &args, "").await;
+        assert_eq!(out.code, 3, "{command:?}: {}", out.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        out.assert_one_error_line("certificate");
+        assert!(out.stderr.contains("localhost:"), "{}", out.stderr);
+    }
+    let ca = std::env::temp_dir().join(format!("lro-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &certificate_pem).unwrap();
+    let out = run_with(
+        lro(),
+        &[
+            "--endpoint",
+            &endpoint,
+            "--token",
+            "t",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "get",
+            "operations/x",
+        ],
+        "",
+    )
+    .await;
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["name"], "operations/x");
+}

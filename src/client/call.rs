@@ -63,29 +63,22 @@ impl OperationsClient {
                     if status.code() == Code::Cancelled
                         && tokio::time::Instant::now() >= deadline =>
                 {
-                    (
-                        deadline_exceeded(&self.shared.peer, timeout),
-                        Some((FaultKind::Silent, self.shared.peer.to_string())),
-                    )
+                    self.silence(timeout)
                 }
                 Ok(Err(status)) => {
                     if let Some(error) = layer_error(&status) {
                         return Err(error);
                     }
-                    let fault = Fault::of(&status).map(|f| (f.kind(), f.peer().to_owned()));
-                    (Status::from_tonic(&status), fault)
+                    (Status::from_tonic(&status), Fault::of(&status).cloned())
                 }
-                Err(_) => (
-                    deadline_exceeded(&self.shared.peer, timeout),
-                    Some((FaultKind::Silent, self.shared.peer.to_string())),
-                ),
+                Err(_) => self.silence(timeout),
             };
             let attempt = Attempt {
                 number,
                 reauthenticated,
                 by_code: call.retried,
                 status: &status,
-                fault: fault.as_ref().map(|(kind, _)| *kind),
+                fault: fault.as_ref().map(Fault::kind),
             };
             let next_backoff = schedule
                 .get_or_insert_with(|| Schedule::new(policy.backoff))
@@ -106,19 +99,31 @@ impl OperationsClient {
                 }
                 Verdict::Fail => {
                     return Err(match fault {
-                        Some((FaultKind::Certificate, peer)) => Error::Certificate {
-                            peer,
-                            reason: status.message,
-                        },
+                        Some(fault) if fault.kind() == FaultKind::Certificate => {
+                            Error::Certificate {
+                                peer: fault.peer().to_owned(),
+                                reason: fault.message().to_owned(),
+                            }
+                        }
                         other => Error::Rpc {
                             method,
                             status,
-                            fault: other.map(|(kind, _)| kind),
+                            fault: other.as_ref().map(Fault::kind),
                         },
                     });
                 }
             }
         }
+    }
+}
+
+impl OperationsClient {
+    /// The failure of a call that had no answer within `timeout`.
+    fn silence(&self, timeout: Duration) -> (Status, Option<Fault>) {
+        let peer = &self.shared.peer;
+        let status = deadline_exceeded(peer, timeout);
+        let fault = Fault::new(FaultKind::Silent, peer, status.message.clone());
+        (status, Some(fault))
     }
 }
 

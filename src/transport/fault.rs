@@ -63,7 +63,7 @@ impl Fault {
         &self.peer
     }
 
-    /// The fault in words, naming the peer.
+    /// The fault in words (for a certificate, what is wrong with it).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -88,7 +88,7 @@ impl Fault {
             FaultKind::Silent => Code::DeadlineExceeded,
             _ => Code::Unavailable,
         };
-        let mut status = tonic::Status::new(code, self.message.clone());
+        let mut status = tonic::Status::new(code, self.to_string());
         status.set_source(Arc::new(self));
         status
     }
@@ -123,7 +123,14 @@ impl Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self.kind {
+            FaultKind::Certificate => write!(
+                f,
+                "the TLS certificate of {} was not accepted: {}",
+                self.peer, self.message
+            ),
+            _ => f.write_str(&self.message),
+        }
     }
 }
 
@@ -258,11 +265,7 @@ fn certificate_fault(tls: &rustls::Error, peer: &Arc<str>) -> Option<Fault> {
             ));
         }
     };
-    Some(Fault::new(
-        FaultKind::Certificate,
-        peer,
-        format!("the TLS certificate of {peer} was not accepted: {reason}"),
-    ))
+    Some(Fault::new(FaultKind::Certificate, peer, reason))
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "P")]
     pub quota_project: Option<String>,
 
+    /// Also trust the CA certificates in this PEM file (a company proxy's, a test server's).
+    /// SSL_CERT_FILE and SSL_CERT_DIR name other system stores.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
+
     /// Lets NAME be a bare operation ID, expanded to locations/L/operations/ID.
     #[arg(long, global = true, value_name = "L", value_parser = parse_location)]
     pub location: Option<String>,

@@ -218,6 +218,9 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
     if let Some(project) = &cli.quota_project {
         connector = connector.quota_project(project);
     }
+    if let Some(path) = &cli.ca_file {
+        connector = connector.ca_file(path)?;
+    }
     let emulated = std::env::var_os(longrunning::transport::connector::EMULATOR_HOST_ENV).is_some();
     if let Some(token) = &cli.token {
         connector = connector.token_source(StaticToken::new(token));

@@ -353,11 +353,7 @@ mod tests {
         );
         let fault = Fault::classify(&error, &Arc::from("localhost:8443")).unwrap();
         assert_eq!(fault.kind(), FaultKind::Certificate);
-        assert!(
-            fault.message().contains("localhost:8443"),
-            "{}",
-            fault.message()
-        );
+        assert!(fault.to_string().contains("localhost:8443"), "{fault}");
         assert!(fault.message().contains("CA"), "{}", fault.message());
     }
 }

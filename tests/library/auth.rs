@@ -545,3 +545,93 @@ async fn a_token_command_printing_without_end_is_cut_off_and_named() {
     assert!(text.contains("command `yes`"), "{text}");
     assert!(text.contains("printed more than 65536 bytes"), "{text}");
 }
+
+/// Hands out tokens that all expire at the same instant, as `gcp_auth`'s cache does until
+/// shortly before that instant; counts fetches.
+struct FixedExpirySource {
+    fetches: Arc<AtomicU32>,
+    expires_at: tokio::time::Instant,
+}
+
+impl TokenSource for FixedExpirySource {
+    fn fetch(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let left = self
+                .expires_at
+                .saturating_duration_since(tokio::time::Instant::now());
+            Ok(Token::new("same-token", Some(left)))
+        })
+    }
+
+    fn name(&self) -> String {
+        "the fixed-expiry test source".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_waits_on_a_renewal_while_a_valid_token_is_at_hand() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let source = CountingSource {
+        delay: Duration::from_secs(1),
+        ..CountingSource::new(Some(Duration::from_secs(600)))
+    };
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .token_source(source.clone())
+        .connect_lazy()
+        .unwrap();
+    client.get(OP).await.unwrap();
+    assert_eq!(source.fetches(), 1);
+    // Within the 5-minute margin: one call renews, the others go on with the valid token.
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+    let started = tokio::time::Instant::now();
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client.get(OP).await.unwrap();
+                started.elapsed()
+            })
+        })
+        .collect();
+    let mut waited = Vec::new();
+    for call in calls {
+        waited.push(call.await.unwrap());
+    }
+    waited.sort();
+    assert_eq!(waited[8], Duration::ZERO, "{waited:?}");
+    assert_eq!(waited[9], Duration::from_secs(1), "{waited:?}");
+    assert_eq!(source.fetches(), 2);
+    // The renewed token is fresh: no more fetches.
+    client.get(OP).await.unwrap();
+    assert_eq!(source.fetches(), 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_brings_the_same_expiry_back_is_not_retried_on_every_call() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let fetches = Arc::new(AtomicU32::new(0));
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .token_source(FixedExpirySource {
+            fetches: fetches.clone(),
+            expires_at: tokio::time::Instant::now() + Duration::from_secs(3600),
+        })
+        .connect_lazy()
+        .unwrap();
+    client.get(OP).await.unwrap();
+    // Into the margin: each call would renew, and get the same token back.
+    tokio::time::sleep(Duration::from_secs(56 * 60)).await;
+    for _ in 0..20 {
+        client.get(OP).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // One renewal, then quiet for 30 s.
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    fake.shutdown().await;
+}

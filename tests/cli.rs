@@ -978,3 +978,34 @@ async fn an_untrusted_certificate_is_exit_3_at_once_and_ca_file_trusts_it() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json()["name"], "operations/x");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_says_each_retry_on_stderr_and_a_timeout_without_an_answer_prints_nothing() {
+    let fake = fake().await;
+    fake.insert(
+        "operations/flaky",
+        Script::finishing_after(Duration::from_secs(2), Outcome::NoResult),
+    );
+    fake.fail_next(FakeMethod::WaitOperation, 1);
+    let out = run(&fake, &["wait", "operations/flaky"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("operations/flaky: RUNNING (retrying: UNAVAILABLE: fault injected"),
+        "{}",
+        out.stderr
+    );
+
+    fake.insert_running("operations/silent");
+    for method in [FakeMethod::GetOperation, FakeMethod::WaitOperation] {
+        fake.http_fault_next(method, 10, longrunning::testing::HttpFault::Silence);
+    }
+    let out = run(
+        &fake,
+        &["wait", "--timeout", "2s", "--quiet", "operations/silent"],
+    )
+    .await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    out.assert_one_error_line("no answer about operation operations/silent");
+}

@@ -73,7 +73,7 @@ use std::time::Duration;
 use crate::backoff::Backoff;
 
 pub use batch::{Finished, wait_all, wait_stream};
-pub use watch::Progress;
+pub use watch::{Progress, Watched};
 
 /// Which RPC a wait uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,6 +18,14 @@ use crate::status::Code;
 /// The in-flight budget a batch of waits shares: GetOperations take one permit each.
 pub(crate) type Budget = Arc<Semaphore>;
 
+/// How [`Waiter::next_answer`] returned.
+pub(crate) enum Progressed {
+    /// The server answered; `last` is the answer.
+    Answered,
+    /// An RPC failed and the wait goes on after `delay` (only when retries are reported).
+    Retrying { error: Error, delay: Duration },
+}
+
 /// One wait: hands out successively fresher snapshots of one operation.
 pub(crate) struct Waiter {
     client: OperationsClient,
@@ -34,6 +42,10 @@ pub(crate) struct Waiter {
     deadline: Option<Instant>,
     rpcs: u32,
     budget: Option<Budget>,
+    /// Whether [`next_answer`](Self::next_answer) returns at each retry, to report it.
+    report_retries: bool,
+    /// A decision taken but not yet carried out (a retry was reported first).
+    planned: Option<(Duration, Rpc)>,
 }
 
 impl Waiter {
@@ -59,7 +71,15 @@ impl Waiter {
             deadline: options.timeout.and_then(|t| started.checked_add(t)),
             rpcs: 0,
             budget,
+            report_retries: false,
+            planned: None,
         }
+    }
+
+    /// The same wait, returning from [`next_answer`](Self::next_answer) at each retry.
+    pub(crate) fn reporting_retries(mut self) -> Self {
+        self.report_retries = true;
+        self
     }
 
     pub(crate) fn last(&self) -> &RawOperation {
@@ -103,20 +123,36 @@ impl Waiter {
 
     /// Runs the loop until the server answers once more (or the wait ends); `last` is then
     /// that answer.
-    pub(crate) async fn next_answer(&mut self) -> Result<()> {
+    pub(crate) async fn next_answer(&mut self) -> Result<Progressed> {
         loop {
-            let knowledge = self.client.wait_support().knowledge();
-            let (after, rpc) = match self.plan.decide(self.event, knowledge) {
-                Decision::Finish => return Ok(()),
-                Decision::Fail => return Err(self.take_failure()),
-                Decision::Call { after, rpc } => (after, rpc),
+            let (after, rpc) = match self.planned.take() {
+                Some(planned) => planned,
+                None => {
+                    let knowledge = self.client.wait_support().knowledge();
+                    match self.plan.decide(self.event, knowledge) {
+                        Decision::Finish => return Ok(Progressed::Answered),
+                        Decision::Fail => return Err(self.take_failure()),
+                        Decision::Call { after, rpc } => {
+                            if self.report_retries
+                                && let Some(error) = self.failure.take()
+                            {
+                                self.planned = Some((after, rpc));
+                                return Ok(Progressed::Retrying {
+                                    error,
+                                    delay: after,
+                                });
+                            }
+                            (after, rpc)
+                        }
+                    }
+                }
             };
             self.bounded(tokio::time::sleep(after)).await?;
             if let Some(event) = self.send(rpc).await? {
                 let answered = matches!(event, Event::Answered { .. });
                 self.event = event;
                 if answered {
-                    return Ok(());
+                    return Ok(Progressed::Answered);
                 }
             }
         }
@@ -217,6 +253,7 @@ impl Waiter {
                 let done = op.done;
                 self.last = op;
                 self.answered = true;
+                self.failure = None;
                 Event::Answered { rpc, done, quick }
             }
             Err(err) => {

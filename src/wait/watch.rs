@@ -8,9 +8,9 @@ use prost::{Message, Name};
 use tokio::sync::Semaphore;
 
 use super::WaitOptions;
-use super::waiter::Waiter;
+use super::waiter::{Progressed, Waiter};
 use crate::client::{OperationsClient, RawOperation};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::operation::{Operation, OperationResponse, Snapshot, unseen};
 
 /// What [`Operation::watch`] reports.
@@ -27,6 +27,21 @@ pub enum Progress<R, M> {
         metadata: Option<M>,
         /// The decoded response.
         response: R,
+    },
+}
+
+/// What [`OperationsClient::watch_each`] reports about one operation.
+#[derive(Debug)]
+pub enum Watched {
+    /// A snapshot: the current one first, then each whose metadata changed, the done one
+    /// last.
+    Snapshot(RawOperation),
+    /// An RPC failed, and the wait goes on after `delay` (so that nobody stares at silence).
+    Retrying {
+        /// What failed.
+        error: Error,
+        /// How long until the next RPC.
+        delay: std::time::Duration,
     },
 }
 
@@ -62,7 +77,14 @@ where
             None,
         )
         .looking_first();
-        snapshots(waiter, !fetched).scan(false, |ended, snapshot| {
+        let snapshots = snapshots(waiter, !fetched).filter_map(|item| {
+            std::future::ready(match item {
+                Ok(Watched::Snapshot(raw)) => Some(Ok(raw)),
+                Ok(Watched::Retrying { .. }) => None,
+                Err(err) => Some(Err(err)),
+            })
+        });
+        snapshots.scan(false, |ended, snapshot| {
             if *ended {
                 return std::future::ready(None);
             }
@@ -86,8 +108,8 @@ where
 
 impl OperationsClient {
     /// Watches many operations by name: yields a name with a snapshot each time that
-    /// operation's metadata changes (its current state first), and its done snapshot, or
-    /// the error that ended its wait, last. Bad names come back at once as
+    /// operation's metadata changes (its current state first), each retry after a failed
+    /// RPC, and its done snapshot, or the error that ended its wait, last. Bad names come back at once as
     /// [`Error::InvalidName`](crate::Error::InvalidName). At most
     /// `options.max_in_flight_rpcs` GetOperations are in flight; on the Wait path each
     /// operation costs one WaitOperation per [`WaitOptions::watch_interval`].
@@ -95,7 +117,7 @@ impl OperationsClient {
         &self,
         names: I,
         options: &WaitOptions,
-    ) -> impl Stream<Item = (String, Result<RawOperation>)> + Send + use<I>
+    ) -> impl Stream<Item = (String, Result<Watched>)> + Send + use<I>
     where
         I: IntoIterator<Item = String>,
     {
@@ -104,7 +126,8 @@ impl OperationsClient {
         let streams = names.into_iter().map(|name| match unseen(&name) {
             Ok(raw) => {
                 let waiter = Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
-                    .looking_first();
+                    .looking_first()
+                    .reporting_retries();
                 snapshots(waiter, true)
                     .map(move |item| (name.clone(), item))
                     .boxed()
@@ -116,9 +139,9 @@ impl OperationsClient {
 }
 
 /// The snapshots of one wait: the current one (asked for first if `need_fetch`), then each
-/// whose metadata differs from the last one yielded, and the done one last. An error ends
-/// it.
-fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<RawOperation>> + Send {
+/// whose metadata differs from the last one yielded, and the done one last; retries between
+/// them if the waiter reports them. An error ends it.
+fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<Watched>> + Send {
     struct State {
         waiter: Waiter,
         need_fetch: bool,
@@ -136,21 +159,27 @@ fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<RawO
             return None;
         }
         loop {
-            if state.need_fetch
-                && let Err(err) = state.waiter.next_answer().await
-            {
-                state.finished = true;
-                return Some((Err(err), state));
+            if state.need_fetch {
+                match state.waiter.next_answer().await {
+                    Ok(Progressed::Answered) => {}
+                    Ok(Progressed::Retrying { error, delay }) => {
+                        return Some((Ok(Watched::Retrying { error, delay }), state));
+                    }
+                    Err(err) => {
+                        state.finished = true;
+                        return Some((Err(err), state));
+                    }
+                }
             }
             state.need_fetch = true;
             let last = state.waiter.last();
             if last.done {
                 state.finished = true;
-                return Some((Ok(last.clone()), state));
+                return Some((Ok(Watched::Snapshot(last.clone())), state));
             }
             if state.reported_metadata.as_ref() != Some(&last.metadata) {
                 state.reported_metadata = Some(last.metadata.clone());
-                return Some((Ok(last.clone()), state));
+                return Some((Ok(Watched::Snapshot(last.clone())), state));
             }
         }
     })

@@ -21,7 +21,7 @@ use longrunning::transport::connector::Connector;
 use longrunning::transport::token::TOKEN_ENV;
 use longrunning::transport::{CommandToken, EnvToken, StaticToken};
 use longrunning::vision::pb;
-use longrunning::wait::WaitOptions;
+use longrunning::wait::{WaitOptions, Watched};
 use longrunning::{Error, ListOptions, OperationsClient, RawOperation};
 
 use args::{Cli, Command, VisionCommand};
@@ -384,8 +384,11 @@ async fn wait(
     let mut snapshots = client.watch_each(names, options);
     while let Some((name, snapshot)) = snapshots.next().await {
         match snapshot {
-            Ok(operation) if !operation.done => progress.update(&name, &operation),
-            Ok(operation) => {
+            Ok(Watched::Retrying { error, .. }) => progress.retrying(&name, &error),
+            Ok(Watched::Snapshot(operation)) if !operation.done => {
+                progress.update(&name, &operation)
+            }
+            Ok(Watched::Snapshot(operation)) => {
                 progress.finish(&name, &operation);
                 let mut this = Outcome::of_snapshot(&operation);
                 let typed = match (this, check) {

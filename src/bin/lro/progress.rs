@@ -53,6 +53,26 @@ impl Progress {
         self.show(name, format!("{state} (done)"), true);
     }
 
+    /// An RPC failed and the wait goes on: said every time, after the last state seen.
+    pub fn retrying(&mut self, name: &str, error: &Error) {
+        let cause = match error {
+            Error::Rpc { status, .. } => status.to_string(),
+            other => other.to_string(),
+        };
+        match self {
+            Progress::Quiet => {}
+            Progress::Lines(seen) => {
+                let state = seen.get(name).map_or("WAITING", String::as_str);
+                crate::output::note!("{name}: {state} (retrying: {cause})");
+            }
+            Progress::Bars(_, bars) => {
+                if let Some(bar) = bars.get(name) {
+                    bar.set_message(format!("retrying: {cause}"));
+                }
+            }
+        }
+    }
+
     /// The wait ended with an error.
     pub fn fail(&mut self, name: &str, error: &Error) {
         let what = match error {
@@ -67,7 +87,7 @@ impl Progress {
             Progress::Quiet => {}
             Progress::Lines(seen) => {
                 if seen.get(name) != Some(&state) {
-                    eprintln!("{name}: {state}");
+                    crate::output::note!("{name}: {state}");
                     seen.insert(name.to_owned(), state);
                 }
             }

@@ -118,7 +118,7 @@ impl std::fmt::Debug for OperationsClient {
 impl OperationsClient {
     /// Connects to `endpoint` (`https://…`, or `http://…` for an emulator) without
     /// credentials. For tokens, a quota project or extra CAs use
-    /// [`Connector`](crate::transport::Connector).
+    /// [`Connector`].
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
         Connector::new().endpoint(endpoint).connect().await
     }
@@ -131,7 +131,7 @@ impl OperationsClient {
     /// A client on any tower service that speaks gRPC over HTTP/2, whatever its response
     /// body: a channel, a channel wrapped in middleware, or tonic's `InterceptedService`.
     /// The response guard is put in front of it, so its faults are classified as a
-    /// [`Connector`](crate::transport::Connector)'s are.
+    /// [`Connector`]'s are.
     pub fn from_service<S, B>(service: S) -> Self
     where
         S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>

@@ -76,7 +76,7 @@ impl Script {
         }
     }
 
-    /// Never finishes by itself (until [`FakeServer::finish`] or a cancel).
+    /// Never finishes by itself (until [`FakeServer::finish`](super::FakeServer::finish) or a cancel).
     pub fn running() -> Self {
         Script {
             done_after: None,

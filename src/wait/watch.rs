@@ -110,7 +110,7 @@ impl OperationsClient {
     /// Watches many operations by name: yields a name with a snapshot each time that
     /// operation's metadata changes (its current state first), each retry after a failed
     /// RPC, and its done snapshot, or the error that ended its wait, last. Bad names come back at once as
-    /// [`Error::InvalidName`](crate::Error::InvalidName). At most
+    /// [`Error::InvalidName`]. At most
     /// `options.max_in_flight_rpcs` GetOperations are in flight; on the Wait path each
     /// operation costs one WaitOperation per [`WaitOptions::watch_interval`].
     pub fn watch_each<I>(

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 mod support;
 
-use support::{DOCUMENTED_PURGE, documented_purge};
+use support::{DOCUMENTED_PURGE, Pager, documented_purge, serve_pager};
 
 struct Run {
     code: i32,
@@ -678,64 +678,6 @@ async fn demo_runs_offline_and_prints_two_finished_operations() {
             "type.googleapis.com/google.cloud.vision.v1.PurgeProductsRequest"
         ]
     );
-}
-
-/// A ListOperations server for the listing tests: every page holds `per_page` new
-/// operations and names `token` (or, if empty, a new token each time) as the next one.
-#[derive(Clone)]
-struct Pager {
-    per_page: usize,
-    repeat_token: Option<&'static str>,
-    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl longrunning::proto::longrunning::operations_server::Operations for Pager {
-    async fn list_operations(
-        &self,
-        _request: tonic::Request<longrunning::proto::longrunning::ListOperationsRequest>,
-    ) -> Result<
-        tonic::Response<longrunning::proto::longrunning::ListOperationsResponse>,
-        tonic::Status,
-    > {
-        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let operations = (0..self.per_page)
-            .map(|i| RawOperation {
-                name: format!("operations/p{call}-{i}"),
-                ..Default::default()
-            })
-            .collect();
-        let next_page_token = match self.repeat_token {
-            Some(token) => token.to_owned(),
-            None => format!("page{}", call + 1),
-        };
-        Ok(tonic::Response::new(
-            longrunning::proto::longrunning::ListOperationsResponse {
-                operations,
-                next_page_token,
-                unreachable: Vec::new(),
-            },
-        ))
-    }
-}
-
-/// Serves `pager` on loopback until the returned sender is dropped.
-async fn serve_pager(pager: Pager) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder().add_service(
-        longrunning::proto::longrunning::operations_server::OperationsServer::new(pager),
-    );
-    tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let _ = server
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (endpoint, stop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

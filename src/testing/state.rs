@@ -26,6 +26,8 @@ pub struct RecordedRequest {
     pub headers: http::HeaderMap,
     /// When it arrived (tokio's clock, so paused-clock tests can check schedules).
     pub at: Instant,
+    /// The client's address: which connection it came on.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 pub(super) struct Shared {
@@ -198,6 +200,7 @@ impl Shared {
                 resource: resource.to_owned(),
                 headers: request.metadata().clone().into_headers(),
                 at: Instant::now(),
+                peer: request.remote_addr(),
             });
         }
         let (latency, fail) = {

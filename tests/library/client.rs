@@ -452,3 +452,23 @@ async fn only_calls_that_start_work_or_wait_send_their_deadline() {
     assert_eq!(timeouts[2].1.as_deref(), Some("600000m"));
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn list_all_ends_with_an_error_when_the_server_repeats_a_page_token() {
+    use crate::support::{Pager, serve_pager};
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (endpoint, _stop) = serve_pager(Pager {
+        per_page: 3,
+        repeat_token: Some("again"),
+        calls: calls.clone(),
+    })
+    .await;
+    let client = OperationsClient::connect(endpoint).await.unwrap();
+    let items: Vec<_> =
+        futures_util::StreamExt::collect(client.list_all("projects/p", ListOptions::default()))
+            .await;
+    assert_eq!(items.len(), 4, "three operations, then the error");
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert!(err.to_string().contains("repeated the page token"), "{err}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

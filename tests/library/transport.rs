@@ -355,3 +355,36 @@ async fn thousands_of_waits_complete_while_every_connection_is_closed_every_two_
     }
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn connections_are_retired_at_their_age_and_a_broken_one_is_replaced() {
+    use longrunning::transport::PoolConfig;
+    let mut fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .pool_config(PoolConfig {
+            max_connection_age: secs(60),
+            ..PoolConfig::default()
+        })
+        .connect_lazy()
+        .unwrap();
+    let peer_of_last = |fake: &FakeServer| fake.requests().last().and_then(|r| r.peer).unwrap();
+    client.get(OP).await.unwrap();
+    let first = peer_of_last(&fake);
+    tokio::time::sleep(secs(30)).await;
+    client.get(OP).await.unwrap();
+    assert_eq!(peer_of_last(&fake), first, "young connections are kept");
+    // Past its age (less up to 10 %): a new connection.
+    tokio::time::sleep(secs(31)).await;
+    client.get(OP).await.unwrap();
+    let second = peer_of_last(&fake);
+    assert_ne!(second, first);
+    // A connection whose call failed below HTTP is not picked again.
+    fake.stop().await;
+    assert!(client.get(OP).await.is_err());
+    fake.restart().await.unwrap();
+    client.get(OP).await.unwrap();
+    assert_ne!(peer_of_last(&fake), second);
+    fake.shutdown().await;
+}

@@ -62,3 +62,61 @@ pub fn documented_purge() -> RawOperation {
         }))),
     }
 }
+
+/// A ListOperations server for the listing tests: every page holds `per_page` new
+/// operations and names `token` (or, if empty, a new token each time) as the next one.
+#[derive(Clone)]
+pub struct Pager {
+    pub per_page: usize,
+    pub repeat_token: Option<&'static str>,
+    pub calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl longrunning::proto::longrunning::operations_server::Operations for Pager {
+    async fn list_operations(
+        &self,
+        _request: tonic::Request<longrunning::proto::longrunning::ListOperationsRequest>,
+    ) -> Result<
+        tonic::Response<longrunning::proto::longrunning::ListOperationsResponse>,
+        tonic::Status,
+    > {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let operations = (0..self.per_page)
+            .map(|i| longrunning::RawOperation {
+                name: format!("operations/p{call}-{i}"),
+                ..Default::default()
+            })
+            .collect();
+        let next_page_token = match self.repeat_token {
+            Some(token) => token.to_owned(),
+            None => format!("page{}", call + 1),
+        };
+        Ok(tonic::Response::new(
+            longrunning::proto::longrunning::ListOperationsResponse {
+                operations,
+                next_page_token,
+                unreachable: Vec::new(),
+            },
+        ))
+    }
+}
+
+/// Serves `pager` on loopback until the returned sender is dropped.
+pub async fn serve_pager(pager: Pager) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder().add_service(
+        longrunning::proto::longrunning::operations_server::OperationsServer::new(pager),
+    );
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = server
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (endpoint, stop)
+}

@@ -933,7 +933,7 @@ async fn wait_says_each_retry_on_stderr_and_a_timeout_without_an_answer_prints_n
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("operations/flaky: RUNNING (retrying: UNAVAILABLE: fault injected"),
+            .contains("operations/flaky: WAITING (retrying: UNAVAILABLE: fault injected"),
         "{}",
         out.stderr
     );

@@ -215,7 +215,16 @@ impl Waiter {
         let left = self.deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        let timeout = left.min(self.options.wait_rpc_cap);
+        // Asked to answer a little before our own deadline (a tenth of the time left, at
+        // most a second), so that a wait that runs out still holds the latest snapshot.
+        let timeout = self
+            .options
+            .wait_rpc_cap
+            .min(left.saturating_sub((left / 10).min(Duration::from_secs(1))));
+        if self.answered && timeout < self.options.min_wait_interval.max(Duration::from_secs(1)) {
+            // Too little time left to learn anything new: wait out the deadline.
+            self.bounded(std::future::pending::<()>()).await?;
+        }
         self.rpcs = self.rpcs.saturating_add(1);
         let sent = Instant::now();
         let client = self.client.clone();

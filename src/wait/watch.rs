@@ -108,8 +108,10 @@ where
 
 impl OperationsClient {
     /// Watches many operations by name: yields a name with a snapshot each time that
-    /// operation's metadata changes (its current state first), each retry after a failed
-    /// RPC, and its done snapshot, or the error that ended its wait, last. Bad names come back at once as
+    /// operation's metadata changes (the first answer first), each retry after a failed
+    /// RPC, and its done snapshot, or the error that ended its wait, last. The first RPC is
+    /// the WaitOperation itself, so an operation that finishes within the watch interval
+    /// costs one RPC. Bad names come back at once as
     /// [`Error::InvalidName`]. At most
     /// `options.max_in_flight_rpcs` GetOperations are in flight; on the Wait path each
     /// operation costs one WaitOperation per [`WaitOptions::watch_interval`].
@@ -125,8 +127,9 @@ impl OperationsClient {
         let budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
         let streams = names.into_iter().map(|name| match unseen(&name) {
             Ok(raw) => {
+                // No GetOperation first: the first WaitOperation is the first look (one RPC
+                // for an operation that finishes within the watch interval).
                 let waiter = Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
-                    .looking_first()
                     .reporting_retries();
                 snapshots(waiter, true)
                     .map(move |item| (name.clone(), item))

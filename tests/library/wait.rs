@@ -80,7 +80,9 @@ async fn each_wait_rpc_asks_for_at_most_the_cap_and_the_time_left() {
     let offsets: Vec<_> = waits.iter().map(|at| *at - start).collect();
     assert_eq!(offsets, [secs(0), secs(60), secs(120)]);
 
-    // With 70 s left the first call asks for the 60 s cap, the second for the last 10 s.
+    // With 70 s left the first call asks for the 60 s cap, the second for the last 10 s
+    // less a tenth (9 s); with a second left, none: the deadline passes with the latest
+    // snapshot in hand.
     fake.insert("operations/slow", finishing_after(secs(500)));
     let start = Instant::now();
     let options = WaitOptions {
@@ -92,7 +94,17 @@ async fn each_wait_rpc_asks_for_at_most_the_cap_and_the_time_left() {
         .wait_for("operations/slow", &options)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Timeout { rpcs: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::Timeout {
+                rpcs: 2,
+                last: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(start.elapsed(), secs(70));
     fake.shutdown().await;
 }

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a waiting command spends its time on timers and sockets, and a
+    // multi-threaded runtime spent most of its CPU waking its threads up.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

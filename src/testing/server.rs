@@ -384,9 +384,16 @@ impl FakeServer {
         self.shared.http_faults_armed.store(true, Ordering::SeqCst);
     }
 
-    /// Every call from now on fails UNAVAILABLE with probability `rate` (0 to 1).
+    /// Every call from now on fails with probability `rate` (0 to 1), UNAVAILABLE unless
+    /// [`set_fault_status`](Self::set_fault_status) says otherwise.
     pub fn set_fault_rate(&self, rate: f64) {
         self.shared.lock_switches().fault_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// What the calls failed by [`set_fault_rate`](Self::set_fault_rate) answer, e.g. a
+    /// quota error (RESOURCE_EXHAUSTED with `ErrorInfo` and `QuotaFailure`).
+    pub fn set_fault_status(&self, status: impl Into<Status>) {
+        self.shared.lock_switches().fault_status = Some(status.into());
     }
 
     /// Every call from now on gets up to `jitter` more latency, uniformly at random.

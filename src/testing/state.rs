@@ -61,6 +61,8 @@ pub(super) struct Switches {
     pub(super) failures: HashMap<FakeMethod, (u64, Status)>,
     /// The chance that any call fails UNAVAILABLE.
     pub(super) fault_rate: f64,
+    /// What the random faults answer (default UNAVAILABLE).
+    pub(super) fault_status: Option<Status>,
     /// Up to this much more latency, uniformly at random, on every call.
     pub(super) latency_jitter: Duration,
     /// WaitOperation returns after a random time up to this, done or not.
@@ -76,6 +78,7 @@ impl Default for Switches {
             latency: Duration::ZERO,
             failures: HashMap::new(),
             fault_rate: 0.0,
+            fault_status: None,
             latency_jitter: Duration::ZERO,
             wait_returns_early: None,
         }
@@ -214,7 +217,12 @@ impl Shared {
             };
             if fail.is_none() && switches.fault_rate > 0.0 && fastrand::f64() < switches.fault_rate
             {
-                fail = Some(injected_unavailable());
+                fail = Some(
+                    switches
+                        .fault_status
+                        .clone()
+                        .unwrap_or_else(injected_unavailable),
+                );
             }
             let jitter = switches.latency_jitter.mul_f64(fastrand::f64());
             (switches.latency + jitter, fail)

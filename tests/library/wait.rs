@@ -750,3 +750,53 @@ async fn many_polls_never_have_more_rpcs_in_flight_than_the_bound_and_waits_are_
         fake.shutdown().await;
     }
 }
+
+/// Google's quota error as it usually comes: ErrorInfo and QuotaFailure, no RetryInfo.
+fn quota_error() -> longrunning::Status {
+    use longrunning::ErrorDetail;
+    longrunning::Status::new(
+        Code::ResourceExhausted,
+        "Quota exceeded for quota metric 'Operation read requests'",
+    )
+    .with_detail(ErrorDetail::ErrorInfo(rpc::ErrorInfo {
+        reason: "RATE_LIMIT_EXCEEDED".into(),
+        domain: "googleapis.com".into(),
+        metadata: Default::default(),
+    }))
+    .with_detail(ErrorDetail::QuotaFailure(rpc::QuotaFailure::default()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_errors_without_retry_info_never_lose_a_wait() {
+    for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
+        let fake = FakeServer::builder()
+            .record_requests(false)
+            .start()
+            .await
+            .unwrap();
+        let client = fake.client();
+        let ops: Vec<_> = (0..200u64)
+            .map(|i| {
+                let name = format!("operations/quota{i}");
+                fake.insert(&name, finishing_after(Duration::from_millis(i * 40)));
+                EmptyOperation::from_name(client.clone(), &name).unwrap()
+            })
+            .collect();
+        fake.set_fault_status(quota_error());
+        fake.set_fault_rate(0.3);
+        let options = WaitOptions {
+            strategy,
+            ..WaitOptions::default()
+        };
+        let results = wait::wait_all(ops, &options).await;
+        let lost = results.iter().filter(|(_, r)| r.is_err()).count();
+        assert_eq!(
+            lost,
+            0,
+            "{strategy:?}: {:?}",
+            results.iter().find(|(_, r)| r.is_err())
+        );
+        assert!(fake.faults_injected() > 30, "{}", fake.faults_injected());
+        fake.shutdown().await;
+    }
+}

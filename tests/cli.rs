@@ -951,3 +951,34 @@ async fn wait_says_each_retry_on_stderr_and_a_timeout_without_an_answer_prints_n
     assert_eq!(out.stdout, "");
     out.assert_one_error_line("no answer about operation operations/silent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_can_cancel_at_its_timeout_and_says_when_an_operation_stalls() {
+    let fake = fake().await;
+    fake.insert_running("operations/stuck");
+    let out = run(
+        &fake,
+        &[
+            "wait",
+            "--strategy",
+            "poll",
+            "--timeout",
+            "3s",
+            "--stall-after",
+            "1s",
+            "--cancel-on-timeout",
+            "operations/stuck",
+        ],
+    )
+    .await;
+    // Cancelled at the deadline: the operation ends cancelled, exit 1, its error printed.
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.json()["error"]["code"], 1);
+    assert_eq!(fake.calls(FakeMethod::CancelOperation), 1);
+    assert!(
+        out.stderr
+            .contains("operations/stuck: PROCESSING (no change for "),
+        "{}",
+        out.stderr
+    );
+}

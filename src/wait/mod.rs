@@ -122,6 +122,15 @@ pub struct WaitOptions {
     /// For [`wait_stream`] and [`wait_all`]: the most GetOperations in flight at once
     /// (default 1,000). WaitOperations are bounded by the pool's long-call slots instead.
     pub max_in_flight_rpcs: usize,
+    /// Send CancelOperation when the wait runs out of time, then look once more: a wait
+    /// that ends so reports the confirmed outcome (cancelled, or done after all), or
+    /// [`Error::Timeout`](crate::Error::Timeout) with the snapshot after the cancel
+    /// (default off: nothing is cancelled).
+    pub cancel_on_timeout: bool,
+    /// Report an operation whose metadata has not changed for this long: a `tracing`
+    /// warning, and for [`OperationsClient::watch_each`](crate::OperationsClient::watch_each)
+    /// a [`Watched::Stalled`] (default 10 minutes; `None`: never).
+    pub stall_after: Option<Duration>,
 }
 
 impl Default for WaitOptions {
@@ -135,6 +144,8 @@ impl Default for WaitOptions {
             poll_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 1.5),
             fault_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 2.0),
             max_in_flight_rpcs: 1000,
+            cancel_on_timeout: false,
+            stall_after: Some(Duration::from_secs(10 * 60)),
         }
     }
 }

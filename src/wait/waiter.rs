@@ -24,6 +24,8 @@ pub(crate) enum Progressed {
     Answered,
     /// An RPC failed and the wait goes on after `delay` (only when retries are reported).
     Retrying { error: Error, delay: Duration },
+    /// The metadata has not changed for `unchanged_for` (only when retries are reported).
+    Stalled { unchanged_for: Duration },
 }
 
 /// One wait: hands out successively fresher snapshots of one operation.
@@ -46,6 +48,11 @@ pub(crate) struct Waiter {
     report_retries: bool,
     /// A decision taken but not yet carried out (a retry was reported first).
     planned: Option<(Duration, Rpc)>,
+    /// When the metadata last changed, and whether the stall since was reported.
+    metadata_since: Instant,
+    stall_reported: bool,
+    /// Whether CancelOperation was sent after the deadline.
+    cancelled: bool,
 }
 
 impl Waiter {
@@ -73,6 +80,9 @@ impl Waiter {
             budget,
             report_retries: false,
             planned: None,
+            metadata_since: started,
+            stall_reported: false,
+            cancelled: false,
         }
     }
 
@@ -124,6 +134,42 @@ impl Waiter {
     /// Runs the loop until the server answers once more (or the wait ends); `last` is then
     /// that answer.
     pub(crate) async fn next_answer(&mut self) -> Result<Progressed> {
+        match self.next_answer_in_time().await {
+            Err(Error::Timeout { .. }) if self.options.cancel_on_timeout && !self.cancelled => {
+                self.cancel_after_timeout().await
+            }
+            other => other,
+        }
+    }
+
+    /// After the deadline: CancelOperation, then one look, each under the client's own
+    /// per-call deadline. Done now: the outcome is reported as an answer; else the timeout,
+    /// with the snapshot after the cancel.
+    async fn cancel_after_timeout(&mut self) -> Result<Progressed> {
+        self.cancelled = true;
+        let name = self.last.name.clone();
+        tracing::info!(operation = %name, "deadline passed: cancelling the operation");
+        self.rpcs = self.rpcs.saturating_add(2);
+        self.client.cancel(&name).await?;
+        let after = self.client.get(&name).await?;
+        let done = after.done;
+        self.last = after;
+        self.answered = true;
+        if done {
+            self.event = Event::Answered {
+                rpc: Rpc::Get,
+                done,
+                quick: false,
+            };
+            return Ok(Progressed::Answered);
+        }
+        Err(self.timeout())
+    }
+
+    async fn next_answer_in_time(&mut self) -> Result<Progressed> {
+        if let Some(unchanged_for) = self.stall() {
+            return Ok(Progressed::Stalled { unchanged_for });
+        }
         loop {
             let (after, rpc) = match self.planned.take() {
                 Some(planned) => planned,
@@ -254,10 +300,31 @@ impl Waiter {
         Ok(slots.clone().try_acquire_owned().ok().map(Some))
     }
 
+    /// A stall to report now: the metadata unchanged for `stall_after`, said once per stall
+    /// (a warning in the log; an item of the stream when retries are reported).
+    fn stall(&mut self) -> Option<Duration> {
+        let limit = self.options.stall_after?;
+        let unchanged_for = self.metadata_since.elapsed();
+        if self.stall_reported || !self.answered || self.last.done || unchanged_for < limit {
+            return None;
+        }
+        self.stall_reported = true;
+        tracing::warn!(
+            operation = %self.last.name,
+            unchanged_for = ?unchanged_for,
+            "the operation's metadata has not changed"
+        );
+        self.report_retries.then_some(unchanged_for)
+    }
+
     /// Keeps an answer, or the failure, and says what happened.
     fn record(&mut self, rpc: Rpc, answer: Result<RawOperation>, quick: bool) -> Event {
         match answer {
             Ok(op) => {
+                if !self.answered || op.metadata != self.last.metadata {
+                    self.metadata_since = Instant::now();
+                    self.stall_reported = false;
+                }
                 tracing::debug!(rpc = rpc.name(), done = op.done, "answered");
                 let done = op.done;
                 self.last = op;

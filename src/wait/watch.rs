@@ -36,6 +36,12 @@ pub enum Watched {
     /// A snapshot: the current one first, then each whose metadata changed, the done one
     /// last.
     Snapshot(RawOperation),
+    /// The operation's metadata has not changed for this long
+    /// ([`WaitOptions::stall_after`]); said once per stall.
+    Stalled {
+        /// How long the metadata has been the same.
+        unchanged_for: std::time::Duration,
+    },
     /// An RPC failed, and the wait goes on after `delay` (so that nobody stares at silence).
     Retrying {
         /// What failed.
@@ -80,7 +86,7 @@ where
         let snapshots = snapshots(waiter, !fetched).filter_map(|item| {
             std::future::ready(match item {
                 Ok(Watched::Snapshot(raw)) => Some(Ok(raw)),
-                Ok(Watched::Retrying { .. }) => None,
+                Ok(Watched::Retrying { .. } | Watched::Stalled { .. }) => None,
                 Err(err) => Some(Err(err)),
             })
         });
@@ -167,6 +173,9 @@ fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<Watc
                     Ok(Progressed::Answered) => {}
                     Ok(Progressed::Retrying { error, delay }) => {
                         return Some((Ok(Watched::Retrying { error, delay }), state));
+                    }
+                    Ok(Progressed::Stalled { unchanged_for }) => {
+                        return Some((Ok(Watched::Stalled { unchanged_for }), state));
                     }
                     Err(err) => {
                         state.finished = true;

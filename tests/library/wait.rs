@@ -800,3 +800,56 @@ async fn quota_errors_without_retry_info_never_lose_a_wait() {
         fake.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancel_on_timeout_cancels_and_reports_the_confirmed_outcome() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let options = WaitOptions {
+        timeout: Some(secs(90)),
+        cancel_on_timeout: true,
+        ..WaitOptions::default()
+    };
+    let err = op.wait(&options).await.unwrap_err();
+    assert!(matches!(err, Error::OperationCancelled { .. }), "{err:?}");
+    assert_eq!(fake.calls(FakeMethod::CancelOperation), 1);
+    assert!(op.done() && op.is_cancelled());
+    assert_eq!(op.state().unwrap(), Some(BatchState::Cancelled));
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_each_says_once_when_the_metadata_stops_changing() {
+    use longrunning::wait::Watched;
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        stall_after: Some(secs(30)),
+        ..WaitOptions::default()
+    };
+    let client = fake.client();
+    let mut events = client.watch_each([OP.to_owned()], &options);
+    let finisher = async {
+        tokio::time::sleep(secs(120)).await;
+        fake.finish(OP, Outcome::NoResult);
+    };
+    let collect = async {
+        let mut stalls = Vec::new();
+        let mut done = false;
+        while let Some((_, event)) = events.next().await {
+            match event.unwrap() {
+                Watched::Stalled { unchanged_for } => stalls.push(unchanged_for),
+                Watched::Snapshot(op) => done = op.done,
+                Watched::Retrying { error, .. } => panic!("{error}"),
+            }
+        }
+        (stalls, done)
+    };
+    let ((stalls, done), ()) = tokio::join!(collect, finisher);
+    assert!(done);
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert!(stalls[0] >= secs(30) && stalls[0] < secs(60), "{stalls:?}");
+    fake.shutdown().await;
+}

@@ -103,6 +103,12 @@ pub enum Command {
         /// Give up after this long (e.g. 90s, 15m, 2h); the default is 24h. 0 looks once.
         #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
         timeout: Option<HumanDuration>,
+        /// Send CancelOperation when the timeout passes, and report the outcome.
+        #[arg(long)]
+        cancel_on_timeout: bool,
+        /// Say on stderr when an operation's metadata has not changed for this long.
+        #[arg(long, value_name = "DURATION", default_value = "10m")]
+        stall_after: HumanDuration,
         /// WaitOperation with polling fallback, WaitOperation only, or polling only.
         #[arg(long, default_value = "auto", value_name = "auto|wait|poll")]
         strategy: StrategyArg,

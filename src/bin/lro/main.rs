@@ -148,6 +148,8 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
             from_file,
             timeout,
             strategy,
+            cancel_on_timeout,
+            stall_after,
         } => {
             let mut all = names.clone();
             if let Some(file) = from_file {
@@ -165,6 +167,8 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
             let options = WaitOptions {
                 timeout: timeout.map(|t| t.0),
                 strategy: strategy.0,
+                cancel_on_timeout: *cancel_on_timeout,
+                stall_after: Some(stall_after.0),
                 ..WaitOptions::default()
             };
             let client = connect(cli).await?;
@@ -387,6 +391,7 @@ async fn wait(
     while let Some((name, snapshot)) = snapshots.next().await {
         match snapshot {
             Ok(Watched::Retrying { error, .. }) => progress.retrying(&name, &error),
+            Ok(Watched::Stalled { unchanged_for }) => progress.stalled(&name, unchanged_for),
             Ok(Watched::Snapshot(operation)) if !operation.done => {
                 progress.update(&name, &operation)
             }

@@ -73,6 +73,24 @@ impl Progress {
         }
     }
 
+    /// The operation's metadata has not changed for a while: said once per stall.
+    pub fn stalled(&mut self, name: &str, unchanged_for: Duration) {
+        let minutes = unchanged_for.as_secs() / 60;
+        let seconds = unchanged_for.as_secs() % 60;
+        match self {
+            Progress::Quiet => {}
+            Progress::Lines(seen) => {
+                let state = seen.get(name).map_or("WAITING", String::as_str);
+                crate::output::note!("{name}: {state} (no change for {minutes}m{seconds:02}s)");
+            }
+            Progress::Bars(_, bars) => {
+                if let Some(bar) = bars.get(name) {
+                    bar.set_message(format!("no change for {minutes}m{seconds:02}s"));
+                }
+            }
+        }
+    }
+
     /// The wait ended with an error.
     pub fn fail(&mut self, name: &str, error: &Error) {
         let what = match error {

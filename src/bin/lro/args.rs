@@ -186,9 +186,30 @@ pub enum VisionCommand {
     },
 }
 
+/// A location: one path segment. Whether it is one of Vision's is checked where the
+/// endpoint is known ([`check_location`]).
 fn parse_location(location: &str) -> Result<String, String> {
+    if location.is_empty() || location.contains('/') || location.contains(char::is_whitespace) {
+        return Err(format!(
+            "bad location {location:?}: one path segment, e.g. us-west1"
+        ));
+    }
+    Ok(location.to_owned())
+}
+
+/// Vision's endpoint takes only Vision's locations; other endpoints any.
+pub fn check_location(location: &str, endpoint: &str) -> Result<(), Error> {
+    let vision = endpoint.contains("vision.googleapis.com");
+    if vision && !VISION_LOCATIONS.contains(&location) {
+        return Err(Error::InvalidArgument(unknown_location(location)));
+    }
+    Ok(())
+}
+
+/// Whether `location` is one of Vision's.
+fn vision_location(location: &str) -> Result<(), String> {
     if VISION_LOCATIONS.contains(&location) {
-        Ok(location.to_owned())
+        Ok(())
     } else {
         Err(unknown_location(location))
     }
@@ -219,9 +240,7 @@ pub fn operation_name(name: &str, location: Option<&str>) -> Result<String, Erro
 pub fn check_parent(parent: &str) -> Result<(), Error> {
     match parent.split('/').collect::<Vec<_>>().as_slice() {
         ["projects", project, "locations", location] if !project.is_empty() => {
-            parse_location(location)
-                .map(|_| ())
-                .map_err(Error::InvalidArgument)
+            vision_location(location).map_err(Error::InvalidArgument)
         }
         _ => Err(Error::InvalidArgument(format!(
             "--parent {parent:?} is not of the form projects/P/locations/L"
@@ -239,14 +258,48 @@ pub fn read_input(path: &str) -> Result<String, Error> {
     text.map_err(|e| Error::InvalidArgument(format!("cannot read {path}: {e}")))
 }
 
-/// Operation names from a file, one per line; blank lines and `#` comments are skipped.
+/// Operation names from a file: what other `lro` commands print (one JSON operation, one
+/// per line, or a listing's `{"operations": [...]}`), or plain names one per line (blank
+/// lines and `#` comments skipped).
 pub fn names_from_file(path: &str) -> Result<Vec<String>, Error> {
-    Ok(read_input(path)?
+    let text = read_input(path)?;
+    if let Some(names) = names_from_json(&text) {
+        return Ok(names);
+    }
+    Ok(text
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(str::to_owned)
         .collect())
+}
+
+/// The operation names in JSON documents as `lro` prints them; `None` if the text is not
+/// such JSON.
+fn names_from_json(text: &str) -> Option<Vec<String>> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') && !trimmed.starts_with('[') {
+        return None;
+    }
+    let mut names = Vec::new();
+    for document in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        collect_names(&document.ok()?, &mut names)?;
+    }
+    Some(names)
+}
+
+fn collect_names(value: &serde_json::Value, names: &mut Vec<String>) -> Option<()> {
+    match value {
+        serde_json::Value::Array(items) => items.iter().try_for_each(|v| collect_names(v, names)),
+        serde_json::Value::Object(object) => {
+            if let Some(operations) = object.get("operations") {
+                return collect_names(operations, names);
+            }
+            names.push(object.get("name")?.as_str()?.to_owned());
+            Some(())
+        }
+        _ => None,
+    }
 }
 
 /// A duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`; a bare number is seconds.
@@ -364,11 +417,13 @@ mod tests {
             "locations/us-west1/operations/bc4e"
         );
         assert!(operation_name("bc4e", None).is_err());
-        assert!(
-            parse_location("mars-north1")
-                .unwrap_err()
-                .contains("us-west1, us-east1")
-        );
+        let vision = DEFAULT_ENDPOINT;
+        let err = check_location("mars-north1", vision).unwrap_err();
+        assert!(err.to_string().contains("us-west1, us-east1"), "{err}");
+        assert!(check_location("mars-north1", "https://speech.googleapis.com").is_ok());
+        assert!(check_location("us-west1", vision).is_ok());
+        assert!(parse_location("a/b").is_err());
+        assert!(parse_location("europe-west4").is_ok());
         assert!(check_parent("projects/p/locations/us-east1").is_ok());
         assert!(check_parent("projects/p/locations/moon").is_err());
         assert!(check_parent("p").is_err());

@@ -125,6 +125,9 @@ async fn run(cli: Cli) -> Outcome {
 }
 
 async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
+    if let Some(location) = &cli.location {
+        args::check_location(location, &cli.endpoint)?;
+    }
     match &cli.command {
         Command::Get { name } => {
             let name = args::operation_name(name, cli.location.as_deref())?;

@@ -134,19 +134,20 @@ fn annotation_metadata(
 }
 
 /// The script of a Vision batch operation: PROCESSING, then SUCCESSFUL with `outcome`.
+/// (FAILED instead of SUCCESSFUL when the outcome is an error.)
 pub(super) fn batch_script(duration: Duration, outcome: Outcome) -> Script {
     let submitted = SystemTime::now();
     let ended = submitted + duration;
+    let last = match outcome {
+        Outcome::Error(_) => BatchState::Failed,
+        _ => BatchState::Successful,
+    };
     Script::finishing_after(duration, outcome)
         .metadata_from(
             Duration::ZERO,
             &batch_metadata(BatchState::Processing, submitted, None),
         )
-        .final_metadata(&batch_metadata(
-            BatchState::Successful,
-            submitted,
-            Some(ended),
-        ))
+        .final_metadata(&batch_metadata(last, submitted, Some(ended)))
         .cancelled_metadata(&batch_metadata(BatchState::Cancelled, submitted, None))
 }
 

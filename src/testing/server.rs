@@ -357,6 +357,12 @@ impl FakeServer {
         tokio::time::timeout(timeout, next).await.ok()
     }
 
+    /// The next `count` operations started through the start RPCs end with `status` as
+    /// their error, their metadata consistent with it (Vision batch jobs: FAILED).
+    pub fn fail_next_starts(&self, count: u64, status: crate::Status) {
+        self.shared.lock_switches().start_failures = Some((count, status.to_proto()));
+    }
+
     /// The names of all operations it holds.
     pub fn operation_names(&self) -> Vec<String> {
         self.shared.lock_operations().keys().cloned().collect()

@@ -26,10 +26,13 @@ pub(super) struct FakeService {
 
 impl FakeService {
     /// Creates an operation under `parent` following `script` and answers with it.
+    /// Starts an operation under `parent` following `script` to `outcome`, unless a
+    /// failure is due ([`FakeServer::fail_next_starts`](super::FakeServer::fail_next_starts)).
     fn start_operation(
         &self,
         parent: &str,
-        script: impl FnOnce(Duration) -> Script,
+        script: fn(Duration, Outcome) -> Script,
+        outcome: Outcome,
     ) -> Result<Response<RawOperation>, Status> {
         let id = self.shared.new_id();
         let name = if parent.is_empty() {
@@ -37,12 +40,21 @@ impl FakeService {
         } else {
             format!("{parent}/operations/{id}")
         };
-        let duration = {
-            let switches = self.shared.lock_switches();
-            switches.operation_duration + switches.duration_spread.mul_f64(fastrand::f64())
+        let (duration, outcome) = {
+            let mut switches = self.shared.lock_switches();
+            let outcome = match &mut switches.start_failures {
+                Some((left, status)) if *left > 0 => {
+                    *left -= 1;
+                    Outcome::Error(status.clone())
+                }
+                _ => outcome,
+            };
+            let duration =
+                switches.operation_duration + switches.duration_spread.mul_f64(fastrand::f64());
+            (duration, outcome)
         };
         lock(&self.shared.started).0.push(name.clone());
-        self.shared.insert(name.clone(), script(duration));
+        self.shared.insert(name.clone(), script(duration, outcome));
         self.shared.get(&name).map(Response::new)
     }
 }
@@ -267,9 +279,7 @@ impl ProductSearch for FakeService {
             reference_images: Vec::new(),
             statuses: vec![rpc::Status::default()],
         };
-        self.start_operation(&request.parent, |duration| {
-            batch_script(duration, Outcome::response(&response))
-        })
+        self.start_operation(&request.parent, batch_script, Outcome::response(&response))
     }
 
     async fn purge_products(
@@ -292,9 +302,7 @@ impl ProductSearch for FakeService {
             ));
         }
         // As Google's documentation shows it: the request echoed as the response.
-        self.start_operation(&request.parent, |duration| {
-            batch_script(duration, Outcome::response(&request))
-        })
+        self.start_operation(&request.parent, batch_script, Outcome::response(&request))
     }
 }
 
@@ -325,9 +333,11 @@ impl ImageAnnotator for FakeService {
                 })
                 .collect(),
         };
-        self.start_operation(&request.parent, |duration| {
-            annotation_script(duration, Outcome::response(&response))
-        })
+        self.start_operation(
+            &request.parent,
+            annotation_script,
+            Outcome::response(&response),
+        )
     }
 
     async fn async_batch_annotate_images(
@@ -349,8 +359,10 @@ impl ImageAnnotator for FakeService {
         let response = pb::AsyncBatchAnnotateImagesResponse {
             output_config: request.output_config.clone(),
         };
-        self.start_operation(&request.parent, |duration| {
-            annotation_script(duration, Outcome::response(&response))
-        })
+        self.start_operation(
+            &request.parent,
+            annotation_script,
+            Outcome::response(&response),
+        )
     }
 }

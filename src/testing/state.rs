@@ -61,6 +61,8 @@ pub(super) struct Switches {
     pub(super) failures: HashMap<FakeMethod, (u64, Status)>,
     /// The chance that any call fails UNAVAILABLE.
     pub(super) fault_rate: f64,
+    /// How many of the next started operations end with this error instead.
+    pub(super) start_failures: Option<(u64, crate::proto::rpc::Status)>,
     /// What the random faults answer (default UNAVAILABLE).
     pub(super) fault_status: Option<Status>,
     /// Up to this much more latency, uniformly at random, on every call.
@@ -79,6 +81,7 @@ impl Default for Switches {
             failures: HashMap::new(),
             fault_rate: 0.0,
             fault_status: None,
+            start_failures: None,
             latency_jitter: Duration::ZERO,
             wait_returns_early: None,
         }

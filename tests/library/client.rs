@@ -472,3 +472,69 @@ async fn list_all_ends_with_an_error_when_the_server_repeats_a_page_token() {
     assert!(err.to_string().contains("repeated the page token"), "{err}");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn any_channel_fits_a_tonic_interceptor_included() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let intercepted = tonic::service::interceptor::InterceptedService::new(
+        fake.channel(),
+        |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("x-intercepted", "yes".parse().unwrap());
+            Ok(request)
+        },
+    );
+    let client = OperationsClient::from_service(intercepted);
+    assert!(!client.get(OP).await.unwrap().done);
+    let headers = &fake.requests()[0].headers;
+    assert_eq!(headers["x-intercepted"], "yes");
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn connector_layers_see_every_call_and_its_transport_serves_other_generated_clients() {
+    use longrunning::proto::longrunning::GetOperationRequest;
+    use longrunning::proto::longrunning::operations_client::OperationsClient as Generated;
+    use longrunning::transport::Connector;
+
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    let layer = tower::layer::layer_fn(move |inner: longrunning::transport::Transport| {
+        let counter = counter.clone();
+        tower::ServiceExt::map_request(inner, move |request: http::Request<tonic::body::Body>| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            request
+        })
+    });
+    let connector = || {
+        Connector::new()
+            .endpoint(fake.endpoint())
+            .layer(layer.clone())
+    };
+    connector().connect().await.unwrap().get(OP).await.unwrap();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The same stack under a tonic-generated client, sharing the pool with ours.
+    let (transport, pool) = connector().transport().unwrap();
+    let mut generated = Generated::new(transport.clone());
+    let answer = generated
+        .get_operation(GetOperationRequest { name: OP.into() })
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().name, OP);
+    let ours = OperationsClient::from_transport(transport, Some(&pool));
+    ours.get(OP).await.unwrap();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(pool.connections(), 1);
+    // Every request carried the auth layer's x-goog-api-client.
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.headers.contains_key("x-goog-api-client"))
+    );
+    fake.shutdown().await;
+}

@@ -236,3 +236,27 @@ async fn async_annotation_goes_created_running_done() {
     assert_eq!(err.code(), Some(Code::InvalidArgument));
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_fake_fails_started_jobs_with_consistent_metadata() {
+    use longrunning::{ErrorDetail, Status};
+    let fake = FakeServer::start().await.unwrap();
+    let status = Status::new(Code::InvalidArgument, "the CSV has a bad line")
+        .with_detail(ErrorDetail::retry_after(Duration::from_secs(1)));
+    fake.fail_next_starts(1, status.clone());
+    let search = ProductSearch::new(fake.client());
+    let mut failed = search.purge_products(purge_request()).await.unwrap();
+    let started = fake.wait_for_start(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(started, failed.name());
+    let err = failed.wait(&Default::default()).await.unwrap_err();
+    let Error::OperationFailed { status: got, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*got, status);
+    assert_eq!(failed.state().unwrap(), Some(BatchState::Failed));
+    // Only the next one: the following start succeeds again.
+    let mut ok = search.purge_products(purge_request()).await.unwrap();
+    ok.wait(&Default::default()).await.unwrap();
+    assert_eq!(ok.state().unwrap(), Some(BatchState::Successful));
+    fake.shutdown().await;
+}

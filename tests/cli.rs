@@ -1044,3 +1044,33 @@ async fn wait_can_cancel_at_its_timeout_and_says_when_an_operation_stalls() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rps_spaces_the_calls_of_a_wait() {
+    let fake = fake().await;
+    for i in 0..6 {
+        fake.insert_running(&format!("operations/r{i}"));
+    }
+    let names: Vec<String> = (0..6).map(|i| format!("operations/r{i}")).collect();
+    let mut args = vec![
+        "--max-rps",
+        "2",
+        "--quiet",
+        "wait",
+        "--strategy",
+        "poll",
+        "--timeout",
+        "2s",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let started = std::time::Instant::now();
+    let out = run(&fake, &args).await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    // Two a second over two seconds: about five calls, not the six first looks at once.
+    let calls = fake.calls(FakeMethod::GetOperation);
+    assert!(calls <= 5, "{calls} calls");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let out = run(&fake, &["--max-rps", "0", "get", "operations/r0"]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bad rate"), "{}", out.stderr);
+}

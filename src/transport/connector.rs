@@ -38,11 +38,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::Endpoint;
+use tower::Layer as _;
 
 use super::auth::AuthLayer;
 use super::fault::{Fault, FaultKind};
 use super::guard::GuardLayer;
 use super::pool::{ChannelPool, PoolConfig};
+use super::rate::RateLimitLayer;
 use super::retry::RetryPolicy;
 use super::token::TokenSource;
 use super::{Transport, TransportLayer};
@@ -75,6 +77,7 @@ pub struct Connector {
     pool: PoolConfig,
     max_response_bytes: usize,
     layers: Vec<TransportLayer>,
+    rate_limit: Option<RateLimitLayer>,
 }
 
 impl fmt::Debug for Connector {
@@ -123,6 +126,7 @@ impl Connector {
             pool: PoolConfig::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             layers: Vec::new(),
+            rate_limit: None,
         }
     }
 
@@ -207,6 +211,20 @@ impl Connector {
         self
     }
 
+    /// At most `max_rps` RPCs per second from every client made from this connector (and its
+    /// transport), waits, polls, listings and retries alike; bursts of up to a second's worth
+    /// (at least one call) at once; halved for a while after RESOURCE_EXHAUSTED. See
+    /// [`RateLimitLayer`].
+    pub fn max_rps(mut self, max_rps: f64) -> Self {
+        let burst = if max_rps.is_finite() && max_rps >= 1.0 {
+            (max_rps.ceil() as u32).min(1000) / 10
+        } else {
+            1
+        };
+        self.rate_limit = Some(RateLimitLayer::new(max_rps, burst.max(1)));
+        self
+    }
+
     /// Adds a tower layer above the auth layer (the first added is outermost), e.g. a
     /// tonic interceptor or your own metrics. It sees every call of every client made from
     /// this connector.
@@ -262,7 +280,10 @@ impl Connector {
             .layer(prepared.auth)
             .layer(GuardLayer::new(prepared.peer, self.max_response_bytes))
             .service(pool.clone());
-        let mut transport = Transport::new(guarded);
+        let mut transport = match &self.rate_limit {
+            Some(limit) => Transport::new(limit.layer(guarded)),
+            None => Transport::new(guarded),
+        };
         for layer in self.layers.iter().rev() {
             transport = layer.apply(transport);
         }

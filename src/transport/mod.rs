@@ -6,11 +6,13 @@
 //! | [`pool`] | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
 //! | [`guard`] | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
 //! | [`fault`] | [`Fault`]: what a transport failure means for a call, classified once |
+//! | [`rate`] | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
 //! | [`retry`] | [`RetryPolicy`] and the pure decision the client's call loop executes |
 //! | [`auth`] | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
 //! | [`token`] | token sources: static, environment, command, application default |
 //!
 //! The stack, top to bottom: tonic's `Grpc` client (in the operations client) → your layers →
+//! the rate limit (if set) →
 //! [`AuthLayer`] → [`GuardLayer`] → [`ChannelPool`] → HTTP/2.
 
 pub mod auth;
@@ -18,6 +20,7 @@ pub mod connector;
 pub mod fault;
 pub mod guard;
 pub mod pool;
+pub mod rate;
 pub mod retry;
 pub mod token;
 
@@ -28,6 +31,7 @@ pub use connector::Connector;
 pub use fault::{Fault, FaultKind};
 pub use guard::GuardLayer;
 pub use pool::{ChannelPool, PoolConfig, PooledBody};
+pub use rate::RateLimitLayer;
 pub use retry::RetryPolicy;
 #[cfg(feature = "adc")]
 pub use token::ApplicationDefault;

@@ -388,3 +388,95 @@ async fn connections_are_retired_at_their_age_and_a_broken_one_is_replaced() {
     assert_ne!(peer_of_last(&fake), second);
     fake.shutdown().await;
 }
+
+/// The most requests the fake saw in any one-second window.
+fn busiest_second(fake: &FakeServer) -> usize {
+    let times: Vec<_> = fake.requests().iter().map(|r| r.at).collect();
+    times
+        .iter()
+        .map(|start| {
+            times
+                .iter()
+                .filter(|t| **t >= *start && **t < *start + secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_holds_on_the_server_s_clock_for_every_call_and_wait() {
+    use longrunning::wait::{self, WaitStrategy};
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .max_rps(10.0)
+        .connect_lazy()
+        .unwrap();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(OP).await })
+        })
+        .collect();
+    // Polling waits of many operations share the same limit.
+    let ops: Vec<_> = (0..30u64)
+        .map(|i| {
+            let name = format!("operations/limited{i}");
+            fake.insert(
+                &name,
+                Script::finishing_after(secs(5 + i), Outcome::NoResult),
+            );
+            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
+        })
+        .collect();
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        ..WaitOptions::default()
+    };
+    let results = wait::wait_all(ops, &options).await;
+    assert!(results.iter().all(|(_, r)| r.is_ok()));
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let busiest = busiest_second(&fake);
+    assert!(
+        busiest <= 11,
+        "{busiest} requests in one second at 10 per second, burst 1"
+    );
+    assert!(
+        busiest >= 9,
+        "{busiest}: the limit should be used, not starved"
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_error_slows_the_client_down() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .max_rps(10.0)
+        .connect_lazy()
+        .unwrap()
+        .with_retry_policy(once());
+    fake.fail_next_with(
+        FakeMethod::GetOperation,
+        1,
+        longrunning::Status::new(Code::ResourceExhausted, "quota"),
+    );
+    assert!(client.get(OP).await.is_err());
+    let start = tokio::time::Instant::now();
+    for _ in 0..10 {
+        client.get(OP).await.unwrap();
+    }
+    // Five a second now, not ten.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        start.elapsed()
+    );
+    fake.shutdown().await;
+}

@@ -41,6 +41,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "P")]
     pub quota_project: Option<String>,
 
+    /// At most N RPCs per second, shared by every wait, poll, listing and retry; halved for
+    /// a while after a quota error.
+    #[arg(long, global = true, value_name = "N", value_parser = parse_rate)]
+    pub max_rps: Option<f64>,
+
     /// Also trust the CA certificates in this PEM file (a company proxy's, a test server's).
     /// SSL_CERT_FILE and SSL_CERT_DIR name other system stores.
     #[arg(long, global = true, value_name = "PEM")]
@@ -184,6 +189,15 @@ pub enum VisionCommand {
         #[arg(long)]
         wait: bool,
     },
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "bad rate {text:?}: a number of requests per second above 0"
+        )),
+    }
 }
 
 /// A location: one path segment. Whether it is one of Vision's is checked where the

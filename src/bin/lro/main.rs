@@ -227,6 +227,9 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
     if let Some(project) = &cli.quota_project {
         connector = connector.quota_project(project);
     }
+    if let Some(rate) = cli.max_rps {
+        connector = connector.max_rps(rate);
+    }
     if let Some(path) = &cli.ca_file {
         connector = connector.ca_file(path)?;
     }

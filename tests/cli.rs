@@ -1049,7 +1049,7 @@ async fn wait_can_cancel_at_its_timeout_and_says_when_an_operation_stalls() {
 async fn max_rps_spaces_the_calls_of_a_wait() {
     let fake = fake().await;
     for i in 0..6 {
-        fake.insert_running(&format!("operations/r{i}"));
+        fake.insert_running(format!("operations/r{i}"));
     }
     let names: Vec<String> = (0..6).map(|i| format!("operations/r{i}")).collect();
     let mut args = vec![

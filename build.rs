@@ -19,10 +19,17 @@ const PROTOS: &[&str] = &[
     "google/cloud/vision/v1/geometry.proto",
     "google/cloud/vision/v1/text_annotation.proto",
     "google/cloud/vision/v1/web_detection.proto",
+    "google/cloud/speech/v1/cloud_speech.proto",
+    "google/cloud/speech/v1/resource.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // For dependents' build scripts (`links = "longrunning"`): `DEP_LONGRUNNING_PROTO_DIR`
+    // is this directory, so that another API's protos can import ours and their generated
+    // code can share our types (`extern_path`, see the README).
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    println!("cargo:proto_dir={}", manifest_dir.join("proto").display());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let fds = protox::compile(PROTOS, ["proto"])?;

@@ -24,11 +24,14 @@ pub enum Method {
     AsyncBatchAnnotateFiles,
     /// `google.cloud.vision.v1.ImageAnnotator/AsyncBatchAnnotateImages`
     AsyncBatchAnnotateImages,
+    /// `google.cloud.speech.v1.Speech/LongRunningRecognize` (another API, through the
+    /// generic start call)
+    LongRunningRecognize,
 }
 
 impl Method {
     /// Every method, in declaration order.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::GetOperation,
         Method::ListOperations,
         Method::CancelOperation,
@@ -38,6 +41,7 @@ impl Method {
         Method::PurgeProducts,
         Method::AsyncBatchAnnotateFiles,
         Method::AsyncBatchAnnotateImages,
+        Method::LongRunningRecognize,
     ];
 
     /// The request path, `/package.Service/Method`.
@@ -56,6 +60,7 @@ impl Method {
             Method::AsyncBatchAnnotateImages => {
                 "/google.cloud.vision.v1.ImageAnnotator/AsyncBatchAnnotateImages"
             }
+            Method::LongRunningRecognize => "/google.cloud.speech.v1.Speech/LongRunningRecognize",
         }
     }
 
@@ -71,6 +76,7 @@ impl Method {
             Method::PurgeProducts => "PurgeProducts",
             Method::AsyncBatchAnnotateFiles => "AsyncBatchAnnotateFiles",
             Method::AsyncBatchAnnotateImages => "AsyncBatchAnnotateImages",
+            Method::LongRunningRecognize => "LongRunningRecognize",
         }
     }
 

@@ -175,3 +175,20 @@ pub(super) fn annotation_script(duration: Duration, outcome: Outcome) -> Script 
             created,
         ))
 }
+
+/// The script of a Speech long-running recognition: progress 0 %, 50 % from halfway, then
+/// 100 % with the outcome.
+pub(super) fn speech_script(duration: Duration, outcome: Outcome) -> Script {
+    use crate::proto::speech::LongRunningRecognizeMetadata;
+    let started = SystemTime::now();
+    let at = |progress_percent: i32, offset: Duration| LongRunningRecognizeMetadata {
+        progress_percent,
+        start_time: Some(started.into()),
+        last_update_time: Some((started + offset).into()),
+        uri: String::new(),
+    };
+    Script::finishing_after(duration, outcome)
+        .metadata_from(Duration::ZERO, &at(0, Duration::ZERO))
+        .metadata_from(duration / 2, &at(50, duration / 2))
+        .final_metadata(&at(100, duration))
+}

@@ -24,6 +24,7 @@ use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
 use crate::proto::longrunning::operation::Result as RawResult;
 use crate::proto::longrunning::operations_server::OperationsServer;
+use crate::proto::speech::speech_server::SpeechServer;
 use crate::proto::vision as pb;
 use crate::proto::vision::image_annotator_server::ImageAnnotatorServer;
 use crate::proto::vision::product_search_server::ProductSearchServer;
@@ -258,7 +259,8 @@ impl FakeServer {
             .layer(FaultLayer(self.shared.clone()))
             .add_service(OperationsServer::from_arc(service.clone()))
             .add_service(ProductSearchServer::from_arc(service.clone()))
-            .add_service(ImageAnnotatorServer::from_arc(service));
+            .add_service(ImageAnnotatorServer::from_arc(service.clone()))
+            .add_service(SpeechServer::from_arc(service));
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -9,12 +9,14 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::FakeMethod;
-use super::script::{Outcome, Script, annotation_script, batch_script};
+use super::script::{Outcome, Script, annotation_script, batch_script, speech_script};
 use super::state::{Shared, lock, not_found};
 use crate::client::RawOperation;
 use crate::proto::longrunning as lro;
 use crate::proto::longrunning::operations_server::Operations;
 use crate::proto::rpc;
+use crate::proto::speech;
+use crate::proto::speech::speech_server::Speech;
 use crate::proto::vision as pb;
 use crate::proto::vision::image_annotator_server::ImageAnnotator;
 use crate::proto::vision::product_search_server::ProductSearch;
@@ -40,6 +42,16 @@ impl FakeService {
         } else {
             format!("{parent}/operations/{id}")
         };
+        self.start_named(name, script, outcome)
+    }
+
+    /// Starts an operation named `name` (as it is, however the API names its operations).
+    fn start_named(
+        &self,
+        name: String,
+        script: fn(Duration, Outcome) -> Script,
+        outcome: Outcome,
+    ) -> Result<Response<RawOperation>, Status> {
         let (duration, outcome) = {
             let mut switches = self.shared.lock_switches();
             let outcome = match &mut switches.start_failures {
@@ -364,5 +376,36 @@ impl ImageAnnotator for FakeService {
             annotation_script,
             Outcome::response(&response),
         )
+    }
+}
+
+#[tonic::async_trait]
+impl Speech for FakeService {
+    async fn long_running_recognize(
+        &self,
+        request: Request<speech::LongRunningRecognizeRequest>,
+    ) -> Result<Response<RawOperation>, Status> {
+        let _call = self
+            .shared
+            .enter(FakeMethod::LongRunningRecognize, &request, "")
+            .await?;
+        let request = request.into_inner();
+        if request.audio.is_none() {
+            return Err(Status::invalid_argument("audio is required"));
+        }
+        let response = speech::LongRunningRecognizeResponse {
+            results: vec![speech::SpeechRecognitionResult {
+                alternatives: vec![speech::SpeechRecognitionAlternative {
+                    transcript: "hello from the fake".into(),
+                    confidence: 0.9,
+                    words: Vec::new(),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // Speech names its operations by a bare number.
+        let name = format!("{}", fastrand::u64(1_000_000_000..u64::MAX / 2));
+        self.start_named(name, speech_script, Outcome::response(&response))
     }
 }

@@ -21,6 +21,15 @@ const PROTOS: &[&str] = &[
     "google/cloud/vision/v1/web_detection.proto",
     "google/cloud/speech/v1/cloud_speech.proto",
     "google/cloud/speech/v1/resource.proto",
+    // Built into protox; listed so that their descriptors are embedded and an `Any` holding
+    // one of them renders as proto3 JSON (they map to prost-types, nothing is generated).
+    "google/protobuf/any.proto",
+    "google/protobuf/duration.proto",
+    "google/protobuf/empty.proto",
+    "google/protobuf/field_mask.proto",
+    "google/protobuf/struct.proto",
+    "google/protobuf/timestamp.proto",
+    "google/protobuf/wrappers.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

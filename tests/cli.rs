@@ -1074,3 +1074,64 @@ async fn max_rps_spaces_the_calls_of_a_wait() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bad rate"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptor_sets_expand_other_apis_metadata() {
+    use prost::Message as _;
+    use prost_types::{
+        DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+    };
+    let set = FileDescriptorSet {
+        file: vec![FileDescriptorProto {
+            name: Some("example/cli/v1/meta.proto".into()),
+            package: Some("example.cli.v1".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Meta".into()),
+                field: vec![FieldDescriptorProto {
+                    name: Some("step".into()),
+                    number: Some(1),
+                    label: Some(1),
+                    r#type: Some(9),
+                    json_name: Some("step".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            syntax: Some("proto3".into()),
+            ..Default::default()
+        }],
+    };
+    let path = std::env::temp_dir().join(format!("lro-test-set-{}.pb", std::process::id()));
+    std::fs::write(&path, set.encode_to_vec()).unwrap();
+    let fake = fake().await;
+    fake.insert_raw(RawOperation {
+        name: "operations/other-api".into(),
+        metadata: Some(prost_types::Any {
+            type_url: "type.googleapis.com/example.cli.v1.Meta".into(),
+            value: vec![0x0a, 0x03, b'o', b'n', b'e'],
+        }),
+        ..Default::default()
+    });
+    let out = run(&fake, &["get", "operations/other-api"]).await;
+    assert_eq!(out.json()["metadata"]["value"], "CgNvbmU=");
+    let set_path = path.to_str().unwrap();
+    let out = run(
+        &fake,
+        &["--descriptor-set", set_path, "get", "operations/other-api"],
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["metadata"]["step"], "one");
+    let out = run(
+        &fake,
+        &[
+            "--descriptor-set",
+            "/nonexistent.pb",
+            "get",
+            "operations/other-api",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2);
+}

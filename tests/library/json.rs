@@ -183,3 +183,68 @@ fn deeply_nested_payloads_render_bounded_with_the_rest_elided() {
     );
     assert!(serde_json::to_string_pretty(&json).unwrap().len() < 2_000_000);
 }
+
+#[test]
+fn well_known_types_inside_any_render_as_googles_json_format_does() {
+    use base64::Engine as _;
+    use longrunning::json::operation_bytes_to_json;
+    // Made by tests/fixtures/make_wkt_json.py with Google's protobuf `json_format`.
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/wkt_json.json")).unwrap();
+    for fixture in fixtures.as_array().unwrap() {
+        let case = fixture["case"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(fixture["bytes"].as_str().unwrap())
+            .unwrap();
+        let ours = operation_bytes_to_json(&bytes).unwrap();
+        assert_eq!(ours, fixture["json"], "{case}");
+    }
+}
+
+#[test]
+fn registered_descriptor_sets_expand_other_apis_anys() {
+    use longrunning::RawOperation;
+    use longrunning::json::{operation_to_json, register_descriptor_set};
+    use prost::Message as _;
+    use prost_types::{
+        DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+    };
+
+    let file = FileDescriptorProto {
+        name: Some("example/registered/v1/custom.proto".into()),
+        package: Some("example.registered.v1".into()),
+        message_type: vec![DescriptorProto {
+            name: Some("Custom".into()),
+            field: vec![FieldDescriptorProto {
+                name: Some("note".into()),
+                number: Some(1),
+                label: Some(1),
+                r#type: Some(9),
+                json_name: Some("note".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        syntax: Some("proto3".into()),
+        ..Default::default()
+    };
+    let op = RawOperation {
+        name: "operations/custom".into(),
+        metadata: Some(prost_types::Any {
+            type_url: "type.googleapis.com/example.registered.v1.Custom".into(),
+            value: vec![0x0a, 0x02, b'h', b'i'],
+        }),
+        ..Default::default()
+    };
+    assert_eq!(operation_to_json(&op)["metadata"]["value"], "CgJoaQ==");
+    assert!(register_descriptor_set(b"\\xff not a descriptor set").is_err());
+    let set = FileDescriptorSet { file: vec![file] }.encode_to_vec();
+    register_descriptor_set(&set).unwrap();
+    assert_eq!(
+        operation_to_json(&op)["metadata"],
+        serde_json::json!({
+            "@type": "type.googleapis.com/example.registered.v1.Custom",
+            "note": "hi"
+        })
+    );
+}

@@ -46,6 +46,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = parse_rate)]
     pub max_rps: Option<f64>,
 
+    /// Also render the types of this encoded FileDescriptorSet (e.g. another API's, from
+    /// `protoc --include_imports --descriptor_set_out`) as JSON. Repeatable.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub descriptor_set: Vec<std::path::PathBuf>,
+
     /// Also trust the CA certificates in this PEM file (a company proxy's, a test server's).
     /// SSL_CERT_FILE and SSL_CERT_DIR name other system stores.
     #[arg(long, global = true, value_name = "PEM")]

@@ -125,6 +125,12 @@ async fn run(cli: Cli) -> Outcome {
 }
 
 async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
+    for path in &cli.descriptor_set {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
+        longrunning::json::register_descriptor_set(&bytes)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    }
     if let Some(location) = &cli.location {
         args::check_location(location, &cli.endpoint)?;
     }

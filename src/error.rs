@@ -247,6 +247,28 @@ impl From<Error> for tonic::Status {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tonic handler's body: `?` turns the crate's errors into statuses.
+    fn handler(name: &str) -> std::result::Result<(), tonic::Status> {
+        crate::name::OperationName::parse(name)?;
+        Err(Error::Rpc {
+            method: "GetOperation",
+            status: Status::new(Code::NotFound, "gone"),
+            fault: None,
+        })?
+    }
+
+    #[test]
+    fn a_tonic_handler_can_question_mark_our_errors() {
+        assert_eq!(handler("").unwrap_err().code(), Code::InvalidArgument);
+        let status = handler("operations/x").unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code::NotFound, "gone"));
+    }
+}
+
 /// Which part of an operation an `Any` came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {

@@ -97,3 +97,30 @@ async fn a_generated_client_of_another_api_shares_the_transport_and_the_operatio
     assert_eq!(response.results.len(), 1);
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_the_wait_path_watch_shows_progress_at_the_watch_interval() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_secs(20));
+    let client = fake.client();
+    let op: RecognizeOperation = client.start(&recognize(), request()).await.unwrap();
+    let options = WaitOptions {
+        watch_interval: Duration::from_secs(4),
+        ..WaitOptions::default()
+    };
+    let progress: Vec<i32> = op
+        .watch(&options)
+        .map(|report| match report.unwrap() {
+            Progress::Running { metadata } | Progress::Done { metadata, .. } => {
+                metadata.unwrap().progress_percent
+            }
+        })
+        .collect()
+        .await;
+    // The 50 % step (from 10 s) shows although no WaitOperation runs to the end.
+    assert_eq!(progress, [0, 50, 100]);
+    // One WaitOperation per 4 s of a 20 s operation, no polling.
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 5);
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+    fake.shutdown().await;
+}

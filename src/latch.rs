@@ -9,8 +9,8 @@ use tokio::sync::watch;
 pub(crate) enum Knowledge {
     /// Nobody has asked yet (or the asker gave up).
     Unknown,
-    /// One caller is finding out.
-    Learning,
+    /// One caller is finding out; `quickly` if its answer is due at once.
+    Learning { quickly: bool },
     /// The verdict.
     Known(bool),
 }
@@ -29,13 +29,14 @@ impl Latch {
         *self.0.borrow()
     }
 
-    /// Claims the right to find out, if nobody has it and nothing is known. The claim
-    /// hands the latch back to the next caller if it is dropped without a verdict.
-    pub(crate) fn claim(&self) -> Option<Claim<'_>> {
+    /// Claims the right to find out, if nobody has it and nothing is known; `quickly` if the
+    /// verdict will come at once (others may then wait for it). The claim hands the latch
+    /// back to the next caller if it is dropped without a verdict.
+    pub(crate) fn claim(&self, quickly: bool) -> Option<Claim<'_>> {
         let claimed = self.0.send_if_modified(|state| {
             let unknown = *state == Knowledge::Unknown;
             if unknown {
-                *state = Knowledge::Learning;
+                *state = Knowledge::Learning { quickly };
             }
             unknown
         });
@@ -56,7 +57,7 @@ impl Latch {
     pub(crate) async fn learnt(&self) -> Knowledge {
         let mut receiver = self.0.subscribe();
         match receiver
-            .wait_for(|state| *state != Knowledge::Learning)
+            .wait_for(|state| !matches!(state, Knowledge::Learning { .. }))
             .await
         {
             Ok(state) => *state,
@@ -72,7 +73,7 @@ pub(crate) struct Claim<'a>(&'a Latch);
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.0.0.send_if_modified(|state| {
-            let stuck = *state == Knowledge::Learning;
+            let stuck = matches!(state, Knowledge::Learning { .. });
             if stuck {
                 *state = Knowledge::Unknown;
             }
@@ -88,8 +89,8 @@ mod tests {
     #[tokio::test]
     async fn one_claim_at_a_time_and_the_others_get_its_verdict() {
         let latch = std::sync::Arc::new(Latch::new());
-        let claim = latch.claim().expect("the first caller claims");
-        assert!(latch.claim().is_none());
+        let claim = latch.claim(false).expect("the first caller claims");
+        assert!(latch.claim(false).is_none());
         let waiting = {
             let latch = latch.clone();
             tokio::spawn(async move { latch.learnt().await })
@@ -99,14 +100,14 @@ mod tests {
         assert_eq!(latch.knowledge(), Knowledge::Known(false));
         drop(claim);
         assert_eq!(waiting.await.unwrap(), Knowledge::Known(false));
-        assert!(latch.claim().is_none(), "settled: nothing to claim");
+        assert!(latch.claim(false).is_none(), "settled: nothing to claim");
     }
 
     #[tokio::test]
     async fn a_claim_dropped_without_a_verdict_frees_the_latch() {
         let latch = Latch::new();
-        drop(latch.claim().unwrap());
+        drop(latch.claim(false).unwrap());
         assert_eq!(latch.learnt().await, Knowledge::Unknown);
-        assert!(latch.claim().is_some());
+        assert!(latch.claim(false).is_some());
     }
 }

@@ -35,7 +35,11 @@ impl<R: OperationResponse, M> Operation<R, M> {
     async fn wait_limited(&mut self, options: &WaitOptions, budget: Option<Budget>) -> Result<R> {
         let fetched = self.is_fetched();
         let raw = self.raw().clone();
+        let in_batch = budget.is_some();
         let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, budget);
+        if in_batch {
+            waiter = waiter.in_batch();
+        }
         let outcome = waiter.until_done().await;
         if waiter.has_answer() {
             self.set_raw(waiter.into_last());

@@ -16,10 +16,15 @@
 //! | [`wait_all`], [`wait_stream`] | many typed handles on the caller's task | the same per operation; at most `max_in_flight_rpcs` GetOperations in flight |
 //! | [`Operation::watch`], [`OperationsClient::watch_each`] | progress reports | on the Wait path one WaitOperation per `watch_interval` (10 s), so metadata changes show within it |
 //!
-//! Each client learns once whether the server implements WaitOperation: the first wait's
-//! WaitOperation is the probe; waits that start meanwhile wait for its verdict (up to
-//! `min_wait_interval`, after which the server has plainly accepted the call), and after
-//! UNIMPLEMENTED every wait of the client polls.
+//! Each client learns once whether the server implements WaitOperation, with one probe:
+//! - In a batch ([`wait_all`], [`wait_stream`], `watch_each` of several names) the probe asks
+//!   for no wait at all, so its verdict comes at once, and the other waits wait for it,
+//!   however slow the server: one extra RPC per client.
+//! - A single wait's probe is its own WaitOperation (one RPC for the whole wait when it
+//!   works); a wait that starts meanwhile waits for its verdict up to `min_wait_interval`,
+//!   after which the server has plainly accepted the call.
+//!
+//! After UNIMPLEMENTED every wait of the client polls.
 //!
 //! # How a wait proceeds
 //!

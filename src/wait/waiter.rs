@@ -53,6 +53,8 @@ pub(crate) struct Waiter {
     stall_reported: bool,
     /// Whether CancelOperation was sent after the deadline.
     cancelled: bool,
+    /// Whether this wait is one of a batch started together (its probe is then short).
+    in_batch: bool,
 }
 
 impl Waiter {
@@ -83,7 +85,15 @@ impl Waiter {
             metadata_since: started,
             stall_reported: false,
             cancelled: false,
+            in_batch: false,
         }
+    }
+
+    /// The same wait, one of a batch started together: if it probes WaitOperation support,
+    /// it asks for an answer at once, and the others wait for that verdict.
+    pub(crate) fn in_batch(mut self) -> Self {
+        self.in_batch = true;
+        self
     }
 
     /// The same wait, returning from [`next_answer`](Self::next_answer) at each retry.
@@ -237,15 +247,22 @@ impl Waiter {
     async fn wait(&mut self) -> Result<Option<Event>> {
         let support = self.client.wait_support().clone();
         let auto = self.options.strategy == super::WaitStrategy::Auto;
-        let claim = match support.knowledge() {
+        let knowledge = support.knowledge();
+        let claim = match knowledge {
             Knowledge::Known(_) => None,
             _ if !auto => None,
-            _ => match support.claim() {
+            _ => match support.claim(self.in_batch) {
                 Some(claim) => Some(claim),
+                None if matches!(knowledge, Knowledge::Learning { quickly: true }) => {
+                    // A batch's probe, answered at once: its verdict decides this wait's
+                    // next RPC, however long the server takes under load.
+                    self.bounded(support.learnt()).await?;
+                    return Ok(None);
+                }
                 None => {
-                    // Another wait is probing: its verdict decides this one's next RPC. A
-                    // server without WaitOperation answers at once; one still busy with the
-                    // probe after `min_wait_interval` has accepted it.
+                    // A single wait's probe, which blocks if WaitOperation works: a server
+                    // without it answers at once, so one still busy with the probe after
+                    // `min_wait_interval` has accepted it.
                     let grace = self.options.min_wait_interval;
                     let verdict = tokio::time::timeout(grace, support.learnt());
                     if self.bounded(verdict).await?.is_ok() {
@@ -261,13 +278,22 @@ impl Waiter {
         let left = self.deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });
+        // A batch's probe asks for no wait at all, so that the verdict (and the first
+        // snapshot) comes at once for every wait of the batch: one extra RPC per client.
+        let probe_now = claim.is_some() && self.in_batch;
         // Asked to answer a little before our own deadline (a tenth of the time left, at
         // most a second), so that a wait that runs out still holds the latest snapshot.
-        let timeout = self
-            .options
-            .wait_rpc_cap
-            .min(left.saturating_sub((left / 10).min(Duration::from_secs(1))));
-        if self.answered && timeout < self.options.min_wait_interval.max(Duration::from_secs(1)) {
+        let timeout = if probe_now {
+            Duration::ZERO
+        } else {
+            self.options
+                .wait_rpc_cap
+                .min(left.saturating_sub((left / 10).min(Duration::from_secs(1))))
+        };
+        if !probe_now
+            && self.answered
+            && timeout < self.options.min_wait_interval.max(Duration::from_secs(1))
+        {
             // Too little time left to learn anything new: wait out the deadline.
             self.bounded(std::future::pending::<()>()).await?;
         }
@@ -283,7 +309,8 @@ impl Waiter {
             Err(_) => {}
         }
         drop(claim);
-        let quick = sent.elapsed() < self.options.min_wait_interval;
+        // A probe answers at once by design: that is not a server that ignores timeouts.
+        let quick = !probe_now && sent.elapsed() < self.options.min_wait_interval;
         Ok(Some(self.record(Rpc::Wait, answer, quick)))
     }
 

@@ -131,12 +131,18 @@ impl OperationsClient {
     {
         let options = watch_options(options);
         let budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+        let names: Vec<String> = names.into_iter().collect();
+        let in_batch = names.len() > 1;
         let streams = names.into_iter().map(|name| match unseen(&name) {
             Ok(raw) => {
                 // No GetOperation first: the first WaitOperation is the first look (one RPC
                 // for an operation that finishes within the watch interval).
-                let waiter = Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
-                    .reporting_retries();
+                let mut waiter =
+                    Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
+                        .reporting_retries();
+                if in_batch {
+                    waiter = waiter.in_batch();
+                }
                 snapshots(waiter, true)
                     .map(move |item| (name.clone(), item))
                     .boxed()

@@ -853,3 +853,36 @@ async fn watch_each_says_once_when_the_metadata_stops_changing() {
     assert!(stalls[0] >= secs(30) && stalls[0] < secs(60), "{stalls:?}");
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_the_server() {
+    for supported in [false, true] {
+        let fake = FakeServer::builder()
+            .record_requests(false)
+            .start()
+            .await
+            .unwrap();
+        // Slower than the grace a single wait gives a probe.
+        fake.set_latency(Duration::from_millis(600));
+        fake.set_wait_unimplemented(!supported);
+        let client = fake.client();
+        let ops: Vec<_> = (0..1000u64)
+            .map(|i| {
+                let name = format!("operations/probe{i}");
+                fake.insert(&name, finishing_after(Duration::from_millis(5_000 + i * 3)));
+                EmptyOperation::from_name(client.clone(), &name).unwrap()
+            })
+            .collect();
+        let results = wait::wait_all(ops, &WaitOptions::default()).await;
+        assert!(results.iter().all(|(_, r)| r.is_ok()));
+        let waits = fake.calls(FakeMethod::WaitOperation);
+        if supported {
+            // The probe, then one WaitOperation per operation.
+            assert_eq!(waits, 1001, "supported");
+            assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+        } else {
+            assert_eq!(waits, 1, "one probe, however many waits");
+        }
+        fake.shutdown().await;
+    }
+}

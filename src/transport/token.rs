@@ -242,7 +242,7 @@ impl CommandToken {
         let mut child = command
             .spawn()
             .map_err(|e| auth_error(self, format!("it could not be run: {e}")))?;
-        let _group = ProcessGroup(child.id());
+        let mut group = ProcessGroup(child.id());
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(auth_error(self, "its output could not be read"));
         };
@@ -280,6 +280,9 @@ impl CommandToken {
                         format!("it did not finish within {:?}", self.time_limit),
                     )
                 })??;
+        // It exited and was reaped: its id may be reused from now on, so the group is not
+        // signalled (what it left running in the background is its own business).
+        group.0 = None;
         if !status.success() {
             let stderr = String::from_utf8_lossy(&err);
             let first_line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -299,8 +302,8 @@ impl CommandToken {
     }
 }
 
-/// Kills a token command's whole process group when dropped: after it finished (nothing
-/// is left), when it ran over its limits, or when the call waiting for it was dropped.
+/// Kills a token command's whole process group when dropped before the command exited:
+/// when it ran over its limits, or when the call waiting for it was dropped.
 struct ProcessGroup(Option<u32>);
 
 impl Drop for ProcessGroup {

@@ -21,13 +21,20 @@ pub fn type_name_of(type_url: &str) -> Option<&str> {
 /// let any = pack(&prost_types::Duration { seconds: 1, nanos: 0 });
 /// assert!(is_type::<prost_types::Duration>(&any));
 /// assert!(!is_type::<prost_types::Timestamp>(&any));
+/// let bare = prost_types::Any { type_url: "google.protobuf.Duration".into(), value: vec![] };
+/// assert!(!is_type::<prost_types::Duration>(&bare)); // no `/`: not a type URL
 /// ```
 pub fn is_type<T: Name>(any: &Any) -> bool {
-    // `PACKAGE.NAME`, compared without building the string.
-    type_name_of(&any.type_url)
-        .and_then(|name| name.strip_prefix(T::PACKAGE))
-        .and_then(|rest| rest.strip_prefix('.'))
-        == Some(T::NAME)
+    // `…/PACKAGE.NAME`, compared from the end without searching or building the string.
+    let url = any.type_url.as_bytes();
+    let Some(rest) = url.strip_suffix(T::NAME.as_bytes()) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_suffix(b".") else {
+        return false;
+    };
+    rest.strip_suffix(T::PACKAGE.as_bytes())
+        .is_some_and(|prefix| prefix.ends_with(b"/"))
 }
 
 /// `message` packed with the `type.googleapis.com/` type URL Google's servers use.

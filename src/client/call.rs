@@ -234,24 +234,28 @@ pub(super) fn routing(key: &str, value: &str) -> Result<AsciiMetadataValue> {
 /// `key=<percent-encoded value>`, as Google's clients send it: RFC 3986's unreserved
 /// characters (`A-Z a-z 0-9 - _ . ~`) stay, every other byte of the UTF-8 becomes `%XX`.
 pub(super) fn routing_text(key: &str, value: &str) -> String {
-    // A byte loop over a table, with the crate's escapes, rather than `utf8_percent_encode`
-    // (its chunked iterator is the costlier path: see the README's overhead section).
-    let mut text = Vec::with_capacity(key.len() + 1 + value.len() + 24);
-    text.extend_from_slice(key.as_bytes());
-    text.push(b'=');
-    // Runs of unreserved bytes are copied whole; only the bytes between them are escaped.
-    let bytes = value.as_bytes();
-    let mut run = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
-        if !UNRESERVED[usize::from(byte)] {
-            text.extend_from_slice(bytes.get(run..at).unwrap_or_default());
-            text.extend_from_slice(percent_encoding::percent_encode_byte(byte).as_bytes());
-            run = at + 1;
+    let mut text = String::with_capacity(key.len() + 1 + value.len() + 16);
+    text.push_str(key);
+    text.push('=');
+    // Names are mostly unreserved characters and `/`: the segments go in whole, and only
+    // the other bytes take the crate's escapes, one at a time.
+    for (index, segment) in value.split('/').enumerate() {
+        if index > 0 {
+            text.push_str("%2F");
+        }
+        if segment.bytes().all(|byte| UNRESERVED[usize::from(byte)]) {
+            text.push_str(segment);
+            continue;
+        }
+        for byte in segment.bytes() {
+            if UNRESERVED[usize::from(byte)] {
+                text.push(char::from(byte));
+            } else {
+                text.push_str(percent_encoding::percent_encode_byte(byte));
+            }
         }
     }
-    text.extend_from_slice(bytes.get(run..).unwrap_or_default());
-    // Only ASCII was written.
-    String::from_utf8(text).unwrap_or_default()
+    text
 }
 
 /// RFC 3986's unreserved characters, by byte.

@@ -76,7 +76,7 @@ pub struct Connector {
     retry_policy: RetryPolicy,
     pool: PoolConfig,
     max_response_bytes: usize,
-    layers: Vec<TransportLayer>,
+    layers: Vec<Arc<dyn TransportLayer>>,
     rate_limit: Option<RateLimitLayer>,
 }
 
@@ -228,21 +228,8 @@ impl Connector {
     /// Adds a tower layer above the auth layer (the first added is outermost), e.g. a
     /// tonic interceptor or your own metrics. It sees every call of every client made from
     /// this connector.
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: tower::Layer<Transport> + Send + Sync + 'static,
-        L::Service: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Error:
-            Into<tower::BoxError>,
-        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
-    {
-        self.layers.push(TransportLayer::new(layer));
+    pub fn layer(mut self, layer: impl TransportLayer) -> Self {
+        self.layers.push(Arc::new(layer));
         self
     }
 
@@ -285,7 +272,7 @@ impl Connector {
             None => Transport::new(guarded),
         };
         for layer in self.layers.iter().rev() {
-            transport = layer.apply(transport);
+            transport = layer.wrap(transport);
         }
         (transport, pool)
     }

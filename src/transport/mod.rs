@@ -24,8 +24,6 @@ pub mod rate;
 pub mod retry;
 pub mod token;
 
-use std::sync::Arc;
-
 pub use auth::AuthLayer;
 pub use connector::Connector;
 pub use fault::{Fault, FaultKind};
@@ -45,34 +43,31 @@ pub type Transport = tower::util::BoxCloneSyncService<
     tower::BoxError,
 >;
 
-/// A tower layer over [`Transport`], type-erased so that a [`Connector`] can hold many.
-#[derive(Clone)]
-pub(crate) struct TransportLayer(Arc<dyn Fn(Transport) -> Transport + Send + Sync>);
+/// A tower layer that can wrap the [`Transport`]: one whose service still speaks gRPC over
+/// HTTP/2 with the same bodies. Every such `tower::Layer` is one; [`Connector::layer`]
+/// takes them.
+pub trait TransportLayer: Send + Sync + 'static {
+    /// The transport wrapped in this layer.
+    fn wrap(&self, inner: Transport) -> Transport;
+}
 
-impl TransportLayer {
-    pub(crate) fn new<L>(layer: L) -> Self
-    where
-        L: tower::Layer<Transport> + Send + Sync + 'static,
-        L::Service: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Error:
-            Into<tower::BoxError>,
-        <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
-    {
-        TransportLayer(Arc::new(move |inner| {
-            let service = tower::ServiceBuilder::new()
-                .map_err(Into::into)
-                .service(layer.layer(inner));
-            Transport::new(service)
-        }))
-    }
-
-    pub(crate) fn apply(&self, inner: Transport) -> Transport {
-        (self.0)(inner)
+impl<L> TransportLayer for L
+where
+    L: tower::Layer<Transport> + Send + Sync + 'static,
+    L::Service: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Error: Into<tower::BoxError>,
+    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+{
+    fn wrap(&self, inner: Transport) -> Transport {
+        let service = tower::ServiceBuilder::new()
+            .map_err(Into::into)
+            .service(self.layer(inner));
+        Transport::new(service)
     }
 }

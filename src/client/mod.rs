@@ -89,6 +89,8 @@ struct Shared {
     wait_support: Arc<Latch>,
     /// `host:port` of the server, as errors name it.
     peer: Arc<str>,
+    /// When the client was made: the origin of the grid its waits' sleeps end on.
+    epoch: tokio::time::Instant,
 }
 
 impl Connector {
@@ -181,6 +183,7 @@ impl OperationsClient {
                 policy: RetryPolicy::default(),
                 long_call_slots: pool.map(|pool| pool.long_call_slots()),
                 wait_support: Arc::new(Latch::new()),
+                epoch: tokio::time::Instant::now(),
             }),
         }
     }
@@ -195,6 +198,12 @@ impl OperationsClient {
     /// The retry policy in force.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.shared.policy
+    }
+
+    /// When the client was made: the origin of the grid its waits' sleeps end on
+    /// ([`crate::wait`]).
+    pub(crate) fn epoch(&self) -> tokio::time::Instant {
+        self.shared.epoch
     }
 
     /// Whether the server implements WaitOperation, as far as this client knows.

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`decide`](self) (internal) | the pure decision: which RPC next, after what delay |
 //! | `waiter` (internal) | the one loop that executes it: one sleep site, the probe, admission |
+//! | `coalesce` (internal) | where that sleep ends: on a grid the client's waits share, so polls due together go out together |
 //! | `batch` | waiting for one operation or many: [`Operation::wait`], [`OperationsClient::wait_for`], [`wait_all`], [`wait_stream`] |
 //! | `watch` | progress: [`Operation::watch`], [`OperationsClient::watch_each`] |
 //!
@@ -69,6 +70,7 @@
 //! [`OperationsClient::watch_each`]: crate::OperationsClient::watch_each
 
 mod batch;
+mod coalesce;
 mod decide;
 mod waiter;
 mod watch;

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::WaitOptions;
+use super::coalesce;
 use super::decide::{Decision, Event, Plan, Rpc};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
@@ -203,7 +204,8 @@ impl Waiter {
                     }
                 }
             };
-            self.bounded(tokio::time::sleep(after)).await?;
+            let wake = coalesce::wake_at(self.client.epoch(), Instant::now(), after, self.deadline);
+            self.bounded(tokio::time::sleep_until(wake)).await?;
             if let Some(event) = self.send(rpc).await? {
                 let answered = matches!(event, Event::Answered { .. });
                 self.event = event;

@@ -886,3 +886,47 @@ async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_t
         fake.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
+    let fake = FakeServer::start().await.unwrap();
+    let client = fake.client();
+    let epoch = Instant::now();
+    let ops: Vec<EmptyOperation> = (0..200)
+        .map(|i| {
+            let name = fake.insert(format!("operations/op{i:03}"), finishing_after(secs(20)));
+            EmptyOperation::from_name(client.clone(), &name).unwrap()
+        })
+        .collect();
+    // Random jitter, as in production: without the grid each poll has its own instant.
+    let results = wait::wait_all(ops, &options(WaitStrategy::Poll)).await;
+    assert!(results.iter().all(|(_, result)| result.is_ok()));
+
+    let requests = fake.requests();
+    let mut by_operation: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
+    for r in requests.iter().filter(|r| r.method == FakeMethod::GetOperation) {
+        by_operation.entry(&r.resource).or_default().push(r.at);
+    }
+    let polls: Vec<Instant> = by_operation.values().flatten().copied().collect();
+    let instants: HashSet<Instant> = polls.iter().copied().collect();
+    assert!(polls.len() >= 200 * 5, "{} polls", polls.len());
+    assert!(
+        instants.len() * 4 < polls.len(),
+        "{} polls on {} instants",
+        polls.len(),
+        instants.len()
+    );
+    let on_grid = |at: Instant, grid: Duration| (at - epoch).as_nanos() % grid.as_nanos() == 0;
+    for times in by_operation.values() {
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            let grid = if gap >= Duration::from_millis(900) {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(10)
+            };
+            assert!(on_grid(pair[1], grid), "a poll after {gap:?} at {:?}", pair[1] - epoch);
+        }
+    }
+    fake.shutdown().await;
+}

@@ -904,7 +904,10 @@ async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
 
     let requests = fake.requests();
     let mut by_operation: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
-    for r in requests.iter().filter(|r| r.method == FakeMethod::GetOperation) {
+    for r in requests
+        .iter()
+        .filter(|r| r.method == FakeMethod::GetOperation)
+    {
         by_operation.entry(&r.resource).or_default().push(r.at);
     }
     let polls: Vec<Instant> = by_operation.values().flatten().copied().collect();
@@ -916,7 +919,8 @@ async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
         polls.len(),
         instants.len()
     );
-    let on_grid = |at: Instant, grid: Duration| (at - epoch).as_nanos() % grid.as_nanos() == 0;
+    let on_grid =
+        |at: Instant, grid: Duration| (at - epoch).as_nanos().is_multiple_of(grid.as_nanos());
     for times in by_operation.values() {
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];
@@ -925,7 +929,11 @@ async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
             } else {
                 Duration::from_millis(10)
             };
-            assert!(on_grid(pair[1], grid), "a poll after {gap:?} at {:?}", pair[1] - epoch);
+            assert!(
+                on_grid(pair[1], grid),
+                "a poll after {gap:?} at {:?}",
+                pair[1] - epoch
+            );
         }
     }
     fake.shutdown().await;

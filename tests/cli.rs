@@ -670,7 +670,15 @@ async fn token_quota_project_and_emulator_host_reach_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_serves_until_interrupted() {
     let mut child = lro()
-        .args(["emulator", "--listen", "127.0.0.1:0", "--speed", "50"])
+        .args([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "50",
+            "--spread",
+            "0.1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -716,6 +724,29 @@ async fn the_emulator_serves_until_interrupted() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+    // What it served, counted per RPC.
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let served = stderr.lines().last().unwrap_or_default();
+    assert!(served.starts_with("served "), "{stderr}");
+    assert!(served.contains("PurgeProducts 1"), "{served}");
+    assert!(served.contains("WaitOperation "), "{served}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_refuses_a_bad_spread() {
+    for spread in [
+        "--spread=-1",
+        "--spread=nan",
+        "--spread=1e9",
+        "--spread=soon",
+    ] {
+        let out = run_with(lro(), &["emulator", spread], "").await;
+        assert_eq!(out.code, 2, "{spread}: {}", out.stderr);
+        assert!(out.stderr.contains("bad spread"), "{}", out.stderr);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,8 +204,11 @@ impl Waiter {
                     }
                 }
             };
-            let wake = coalesce::wake_at(self.client.epoch(), Instant::now(), after, self.deadline);
-            self.bounded(tokio::time::sleep_until(wake)).await?;
+            if !after.is_zero() {
+                let wake =
+                    coalesce::wake_at(self.client.epoch(), Instant::now(), after, self.deadline);
+                self.bounded(tokio::time::sleep_until(wake)).await?;
+            }
             if let Some(event) = self.send(rpc).await? {
                 let answered = matches!(event, Event::Answered { .. });
                 self.event = event;
@@ -251,6 +254,9 @@ impl Waiter {
         let auto = self.options.strategy == super::WaitStrategy::Auto;
         let knowledge = support.knowledge();
         let claim = match knowledge {
+            // Learnt since the plan chose this Wait (it was decided before the probe's
+            // verdict): decide again, now knowing.
+            Knowledge::Known(false) if auto => return Ok(None),
             Knowledge::Known(_) => None,
             _ if !auto => None,
             _ => match support.claim(self.in_batch) {

@@ -147,6 +147,10 @@ pub enum Command {
         /// Run operations X times faster than their usual 10 s.
         #[arg(long, default_value = "1", value_name = "X")]
         speed: Speed,
+        /// Make each operation take a uniformly random extra of up to S seconds (after
+        /// --speed), so that a batch finishes spread out.
+        #[arg(long, default_value = "0", value_name = "S")]
+        spread: Spread,
     },
     /// Start the emulator in process, run a purge and an import, wait, print the result.
     Demo,
@@ -397,6 +401,25 @@ impl FromStr for Speed {
             Ok(speed) if speed.is_finite() && speed > 0.0 && speed <= 1e6 => Ok(Speed(speed)),
             _ => Err(format!(
                 "bad speed {text:?}: give a number above 0, e.g. 10"
+            )),
+        }
+    }
+}
+
+/// `--spread S`: seconds, a finite number from 0 up to a day.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread(pub Duration);
+
+impl FromStr for Spread {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && (0.0..=86_400.0).contains(&seconds) => {
+                Ok(Spread(Duration::from_secs_f64(seconds)))
+            }
+            _ => Err(format!(
+                "bad spread {text:?}: give seconds from 0 to 86400, e.g. 8"
             )),
         }
     }

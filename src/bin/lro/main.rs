@@ -222,7 +222,8 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Outcome, Error> {
             listen,
             no_wait_rpc,
             speed,
-        } => emulator(printer, *listen, *no_wait_rpc, speed.0).await,
+            spread,
+        } => emulator(printer, *listen, *no_wait_rpc, speed.0, spread.0).await,
         Command::Demo => demo(printer, cli.quiet).await,
     }
 }
@@ -531,6 +532,7 @@ async fn emulator(
     listen: std::net::SocketAddr,
     no_wait_rpc: bool,
     speed: f64,
+    spread: Duration,
 ) -> Result<Outcome, Error> {
     let fake = FakeServer::builder()
         .listen(listen)
@@ -539,8 +541,18 @@ async fn emulator(
         .await?;
     fake.set_wait_unimplemented(no_wait_rpc);
     fake.set_operation_duration(EMULATED_DURATION.div_f64(speed));
+    fake.set_operation_duration_spread(spread);
     printer.line(&format!("listening on {}", fake.addr()));
     let _ = tokio::signal::ctrl_c().await;
+    // What it served, for measuring a client's RPCs per operation.
+    let served: Vec<String> = longrunning::testing::FakeMethod::ALL
+        .iter()
+        .filter_map(|&method| {
+            let calls = fake.calls(method);
+            (calls > 0).then(|| format!("{} {calls}", method.name()))
+        })
+        .collect();
+    note!("served {} RPCs: {}", fake.total_calls(), served.join(", "));
     fake.shutdown().await;
     Ok(Outcome::Success)
 }

@@ -43,12 +43,18 @@ impl Progress {
 
     /// A snapshot of a running operation.
     pub fn update(&mut self, name: &str, operation: &RawOperation) {
+        if matches!(self, Progress::Quiet) {
+            return; // nothing shows it: not worth decoding the metadata
+        }
         let state = metadata_state(operation).unwrap_or_else(|| "RUNNING".to_owned());
         self.show(name, state, false);
     }
 
     /// The final snapshot.
     pub fn finish(&mut self, name: &str, operation: &RawOperation) {
+        if matches!(self, Progress::Quiet) {
+            return;
+        }
         let state = metadata_state(operation).unwrap_or_else(|| "DONE".to_owned());
         self.show(name, format!("{state} (done)"), true);
     }

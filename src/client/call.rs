@@ -270,20 +270,6 @@ static UNRESERVED: [bool; 256] = {
     table
 };
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routing_values_are_percent_encoded_as_google_clients_do() {
-        assert_eq!(
-            routing_text("name", "projects/p/locations/us-west1/operations/a~b_c.d-e"),
-            "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
-        );
-        assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
-    }
-}
-
 /// tonic's prost codec with 1 KiB first buffers instead of 8 KiB. tonic allocates one
 /// encode and one decode buffer per call at this size, and grows each to the message's
 /// length when it is larger; operations are a few hundred bytes, and two 8 KiB buffers per
@@ -320,5 +306,19 @@ where
 
     fn decoder(&mut self) -> Self::Decoder {
         tonic_prost::ProstDecoder::new(Self::settings())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_values_are_percent_encoded_as_google_clients_do() {
+        assert_eq!(
+            routing_text("name", "projects/p/locations/us-west1/operations/a~b_c.d-e"),
+            "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
+        );
+        assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
     }
 }

@@ -39,8 +39,12 @@ impl OperationsClient {
             if call.sends_deadline {
                 tonic_request.set_timeout(timeout);
             }
-            let deadline = tokio::time::Instant::now() + timeout;
             let mut grpc = self.shared.grpc.clone();
+            // Waiting for a slot of the client's rate limit (in `poll_ready`) is not the
+            // server's silence: the per-call deadline starts when the call may go. The
+            // waiter's own deadline bounds this wait.
+            let ready = grpc.ready().await.map(|_| ());
+            let deadline = tokio::time::Instant::now() + timeout;
             let path = PathAndQuery::from_static(call.path);
             // On the heap while in flight: a waiter holds thousands of these futures, most
             // of them between calls, and then they are small.
@@ -48,7 +52,7 @@ impl OperationsClient {
             // cannot prove `Send` for tonic's unary future through the generic caller
             // (rust-lang/rust#102211).
             let sent: SentCall<Resp> = Box::pin(async move {
-                grpc.ready().await?;
+                ready?;
                 grpc.unary(tonic_request, path, SmallBuffers::<Req, Resp>::new())
                     .await
             });

@@ -5,6 +5,13 @@
 //! most the burst), so the server never sees more than the rate plus the burst in any
 //! second. A RESOURCE_EXHAUSTED answer halves the rate for a minute; each quiet minute
 //! after that doubles it again, up to the configured rate.
+//!
+//! Only an answer to a call sent after the last halving halves again (as TCP halves once per
+//! window): the answers to calls already in flight at the old rate carry no news. And the
+//! rate never drops below an eighth of the configured one: a server that still refuses
+//! then is not refusing for the rate, and each wait's own backoff deals with it. Without
+//! these two rules, a server refusing 30 % of calls at random drove the rate down to one
+//! call a minute within seconds.
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +31,9 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 /// How long a lowered rate holds before it is raised again.
 const LOWERED_FOR: Duration = Duration::from_secs(60);
 
+/// The lowest rate quota errors bring the limit down to, as a fraction of the configured one.
+const FLOOR: f64 = 1.0 / 8.0;
+
 /// Limits the RPCs per second of every call made through it. Cheap to clone; clones share
 /// the limit.
 #[derive(Clone)]
@@ -42,7 +52,8 @@ struct State {
     rps: f64,
     /// The theoretical time of the next slot (GCRA).
     next: Instant,
-    /// When the rate may be raised again.
+    /// When the rate was last halved, and when it may be raised again.
+    lowered_at: Option<Instant>,
     lowered_until: Option<Instant>,
 }
 
@@ -74,6 +85,7 @@ impl RateLimitLayer {
                     next: Instant::now()
                         .checked_sub(Duration::from_secs(3600))
                         .unwrap_or_else(Instant::now),
+                    lowered_at: None,
                     lowered_until: None,
                 }),
             }),
@@ -111,11 +123,18 @@ impl Limiter {
         at.max(now)
     }
 
-    /// The server said the quota is spent: half the rate, for a while.
-    fn lower(&self) {
+    /// The server said the quota is spent, answering a call sent at `sent`: half the rate
+    /// (not below the floor), for a while, unless the call went before the last halving.
+    fn lower(&self, sent: Instant) {
+        let now = Instant::now();
         let mut state = self.lock();
-        state.rps = (state.rps / 2.0).max(1.0 / 60.0);
-        state.lowered_until = Some(Instant::now() + LOWERED_FOR);
+        if state.lowered_at.is_some_and(|lowered| sent < lowered) {
+            return;
+        }
+        let floor = (self.max_rps * FLOOR).max(1.0 / 60.0);
+        state.rps = (state.rps / 2.0).max(floor).min(state.rps);
+        state.lowered_at = Some(now);
+        state.lowered_until = Some(now + LOWERED_FOR);
         tracing::debug!(
             rps = state.rps,
             "RESOURCE_EXHAUSTED: lowering the request rate"
@@ -130,15 +149,30 @@ impl<S> Layer<S> for RateLimitLayer {
         RateLimited {
             inner,
             limiter: self.limiter.clone(),
+            reserved: None,
         }
     }
 }
 
-/// The service [`RateLimitLayer`] makes.
-#[derive(Clone)]
+/// The service [`RateLimitLayer`] makes. It waits for the call's slot in `poll_ready`, so
+/// that a caller timing only the call itself (the client's per-call deadline) does not
+/// count the wait for the slot as the server's silence.
 pub struct RateLimited<S> {
     inner: S,
     limiter: Arc<Limiter>,
+    /// The slot `poll_ready` took, and the sleep until it.
+    reserved: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl<S: Clone> Clone for RateLimited<S> {
+    fn clone(&self) -> Self {
+        RateLimited {
+            inner: self.inner.clone(),
+            limiter: self.limiter.clone(),
+            // A clone takes its own slot.
+            reserved: None,
+        }
+    }
 }
 
 impl<S> fmt::Debug for RateLimited<S> {
@@ -159,23 +193,39 @@ where
         Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let limiter = &self.limiter;
+        let (_, sleep) = self.reserved.get_or_insert_with(|| {
+            let at = limiter.slot();
+            (at, Box::pin(tokio::time::sleep_until(at)))
+        });
+        std::task::ready!(sleep.as_mut().poll(cx));
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        // The clone that was driven to readiness serves the call once its slot comes.
+        // The clone that was driven to readiness serves the call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
+        let reserved = self.reserved.take().map(|(at, _)| at);
         Box::pin(async move {
-            tokio::time::sleep_until(limiter.slot()).await;
+            let sent = match reserved {
+                Some(at) => at,
+                // Called without `poll_ready` (outside tower's contract): the slot is
+                // taken, and waited for, here.
+                None => {
+                    let at = limiter.slot();
+                    tokio::time::sleep_until(at).await;
+                    at
+                }
+            };
             let response = inner.call(request).await.map_err(Into::into)?;
             let exhausted = response
                 .headers()
                 .iter()
                 .any(|(name, value)| *name == GRPC_STATUS && value.as_bytes() == b"8");
             if exhausted {
-                limiter.lower();
+                limiter.lower(sent);
             }
             Ok(response)
         })
@@ -198,9 +248,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn quota_errors_halve_the_rate_for_a_minute_then_it_recovers() {
         let layer = RateLimitLayer::new(10.0, 1);
-        layer.limiter.lower();
+        layer.limiter.lower(Instant::now());
         assert_eq!(layer.current_rps(), 5.0);
-        layer.limiter.lower();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        layer.limiter.lower(Instant::now());
         assert_eq!(layer.current_rps(), 2.5);
         tokio::time::sleep(LOWERED_FOR).await;
         layer.limiter.slot();
@@ -211,5 +262,49 @@ mod tests {
         tokio::time::sleep(LOWERED_FOR * 5).await;
         layer.limiter.slot();
         assert_eq!(layer.current_rps(), 10.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_calls_sent_after_a_halving_halve_again_and_never_below_an_eighth() {
+        let layer = RateLimitLayer::new(80.0, 1);
+        let before = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        layer.limiter.lower(before);
+        assert_eq!(layer.current_rps(), 40.0);
+        // Answers to calls sent at the old rate: no news.
+        for _ in 0..10 {
+            layer.limiter.lower(before);
+        }
+        assert_eq!(layer.current_rps(), 40.0);
+        // Calls sent after it keep halving, down to the floor and no further.
+        let mut rates = Vec::new();
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            layer.limiter.lower(Instant::now());
+            rates.push(layer.current_rps());
+        }
+        assert_eq!(rates, [20.0, 10.0, 10.0, 10.0, 10.0, 10.0]);
+        // Still at the floor, each refusal holds the lowered rate for another minute.
+        tokio::time::sleep(LOWERED_FOR - Duration::from_millis(1)).await;
+        layer.limiter.slot();
+        assert_eq!(layer.current_rps(), 10.0);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        layer.limiter.slot();
+        assert_eq!(layer.current_rps(), 20.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tiny_limit_floors_at_one_call_a_minute() {
+        for max_rps in [0.05, 0.0] {
+            let layer = RateLimitLayer::new(max_rps, 1);
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                layer.limiter.lower(Instant::now());
+            }
+            assert!(
+                (layer.current_rps() - 1.0 / 60.0).abs() < 1e-12,
+                "{max_rps}"
+            );
+        }
     }
 }

@@ -480,3 +480,47 @@ async fn a_quota_error_slows_the_client_down() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_steady_quota_errors_the_limit_slows_down_but_never_stalls() {
+    use longrunning::wait::{self, WaitStrategy};
+    let fake = FakeServer::start().await.unwrap();
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .max_rps(10.0)
+        .connect_lazy()
+        .unwrap();
+    let ops: Vec<_> = (0..30u64)
+        .map(|i| {
+            let name = format!("operations/refused{i}");
+            fake.insert(
+                &name,
+                Script::finishing_after(secs(5 + i), Outcome::NoResult),
+            );
+            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
+        })
+        .collect();
+    fake.set_fault_status(longrunning::Status::new(Code::ResourceExhausted, "quota"));
+    fake.set_fault_rate(0.3);
+    let start = tokio::time::Instant::now();
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        ..WaitOptions::default()
+    };
+    let results = wait::wait_all(ops, &options).await;
+    let lost: Vec<_> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    assert!(lost.is_empty(), "{} lost: {}", lost.len(), lost[0]);
+    assert!(fake.faults_injected() >= 10, "{}", fake.faults_injected());
+    assert!(busiest_second(&fake) <= 11);
+    // Halving at every refusal would reach one call a minute; the floor is 10 / 8 a second.
+    let calls = fake.total_calls() as f64;
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(
+        elapsed <= 60.0 + calls / 1.25,
+        "{calls} calls took {elapsed:.0} s"
+    );
+    fake.shutdown().await;
+}

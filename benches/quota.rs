@@ -1,0 +1,178 @@
+//! Quota: `cargo bench --features testing --bench quota`.
+//!
+//! Google's quota errors as they usually come: RESOURCE_EXHAUSTED with `ErrorInfo` (reason
+//! `RATE_LIMIT_EXCEEDED`) and `QuotaFailure`, no `RetryInfo`. The fake answers 30 % of all
+//! calls so, at random, on the real clock (in process, multi-threaded runtime).
+//!
+//! 1. **Absorbed**: 1,000 operations, each done at a random time within 8 s, waited for with
+//!    default options (the Wait path, then polling). Reported: waits lost (must be 0), quota
+//!    errors answered, RPCs per operation, completion lag.
+//! 2. **Held**: 200 such operations polled through a client with `max_rps(50)`, first on a
+//!    healthy server and then with the quota errors. Reported on the fake's own clock (the
+//!    arrival times it recorded): the busiest one-second window, against the limit plus the
+//!    burst (50 + 5), and the mean rate (lowered after quota errors, to an eighth at most).
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+
+use longrunning::proto::rpc;
+use longrunning::testing::{FakeServer, Outcome, Script};
+use longrunning::transport::connector::Connector;
+use longrunning::wait::{self, WaitOptions, WaitStrategy};
+use longrunning::{Code, ErrorDetail, Operation, OperationsClient, Status};
+use support::{percentiles, runtime};
+use tokio::time::Instant;
+
+const MAX_RPS: f64 = 50.0;
+const HELD_OPS: usize = 200;
+
+fn main() {
+    runtime().block_on(async {
+        for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
+            absorbed(strategy).await;
+        }
+        for quota_errors in [false, true] {
+            held(quota_errors).await;
+        }
+    });
+}
+
+/// Google's quota error without `RetryInfo`.
+fn quota_error() -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        "Quota exceeded for quota metric 'Operation read requests'",
+    )
+    .with_detail(ErrorDetail::ErrorInfo(rpc::ErrorInfo {
+        reason: "RATE_LIMIT_EXCEEDED".into(),
+        domain: "googleapis.com".into(),
+        metadata: Default::default(),
+    }))
+    .with_detail(ErrorDetail::QuotaFailure(rpc::QuotaFailure::default()))
+}
+
+/// `count` operations on the fake, each done at a random time within `spread`; with the
+/// instant each is due.
+fn operations(
+    fake: &FakeServer,
+    client: &OperationsClient,
+    count: usize,
+    spread: Duration,
+) -> (Vec<Operation<(), ()>>, Vec<Instant>) {
+    let start = Instant::now();
+    (0..count)
+        .map(|i| {
+            let after = spread.mul_f64(fastrand::f64());
+            let name = fake.insert(
+                format!("operations/quota{i}"),
+                Script::finishing_after(after, Outcome::NoResult),
+            );
+            let op = Operation::from_name(client.clone(), &name).expect("a valid name");
+            (op, start + after)
+        })
+        .unzip()
+}
+
+async fn absorbed(strategy: WaitStrategy) {
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .expect("fake");
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .connect_lazy()
+        .expect("client");
+    let (ops, due) = operations(&fake, &client, 1000, Duration::from_secs(8));
+    fake.set_fault_status(quota_error());
+    fake.set_fault_rate(0.3);
+    let options = WaitOptions {
+        strategy,
+        ..WaitOptions::default()
+    };
+    let wall = Instant::now();
+    let mut lags = Vec::new();
+    let mut lost = 0;
+    let due: HashMap<String, Instant> =
+        ops.iter().map(|op| op.name().to_owned()).zip(due).collect();
+    let mut finished = wait::wait_stream(ops, &options);
+    while let Some((op, result)) = finished.next().await {
+        match result {
+            Ok(()) => lags.push(due[op.name()].elapsed()),
+            Err(err) => {
+                lost += 1;
+                eprintln!("lost {}: {err}", op.name());
+            }
+        }
+    }
+    let wall = wall.elapsed();
+    let rpcs = fake.total_calls() as f64 / 1000.0;
+    let (p50, p99, max) = percentiles(lags);
+    println!(
+        "absorbed, {strategy:?}: {lost} of 1000 waits lost; {} quota errors answered; \
+         {rpcs:.2} RPCs per operation; lag p50 {p50:.1?} p99 {p99:.1?} max {max:.1?}; {wall:.1?}",
+        fake.faults_injected()
+    );
+    fake.shutdown().await;
+}
+
+async fn held(quota_errors: bool) {
+    let fake = FakeServer::start().await.expect("fake");
+    let client = Connector::new()
+        .endpoint(fake.endpoint())
+        .max_rps(MAX_RPS)
+        .connect_lazy()
+        .expect("client");
+    let (ops, _) = operations(&fake, &client, HELD_OPS, Duration::from_secs(8));
+    if quota_errors {
+        fake.set_fault_status(quota_error());
+        fake.set_fault_rate(0.3);
+    }
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        ..WaitOptions::default()
+    };
+    let wall = Instant::now();
+    let results = wait::wait_all(ops, &options).await;
+    let wall = wall.elapsed();
+    let lost = results.iter().filter(|(_, r)| r.is_err()).count();
+    let mut arrivals: Vec<Instant> = fake.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    let busiest = busiest_second(&arrivals);
+    let span = match (arrivals.first(), arrivals.last()) {
+        (Some(first), Some(last)) => *last - *first,
+        _ => Duration::ZERO,
+    };
+    let mean = arrivals.len() as f64 / span.as_secs_f64().max(1e-9);
+    let burst = (MAX_RPS.ceil() as u32 / 10).max(1);
+    println!(
+        "held at {MAX_RPS} RPCs/s, {}: {lost} of {HELD_OPS} waits lost; {} RPCs ({} quota errors) \
+         over {span:.1?}; busiest second {busiest} (limit {MAX_RPS} + burst {burst}); \
+         mean {mean:.1}/s; {wall:.1?}",
+        if quota_errors {
+            "30 % quota errors"
+        } else {
+            "healthy server"
+        },
+        arrivals.len(),
+        fake.faults_injected(),
+    );
+    fake.shutdown().await;
+}
+
+/// The most arrivals within any one second (sorted input).
+fn busiest_second(arrivals: &[Instant]) -> usize {
+    let mut busiest = 0;
+    let mut first = 0;
+    for (last, at) in arrivals.iter().enumerate() {
+        while *at - arrivals[first] >= Duration::from_secs(1) {
+            first += 1;
+        }
+        busiest = busiest.max(last + 1 - first);
+    }
+    busiest
+}

@@ -29,12 +29,28 @@
 //!
 //! # How a wait proceeds
 //!
-//! The rules are the table in the `decide` module. In short: WaitOperation with
-//! `timeout = min(time left, wait_rpc_cap)`; a server that answers not done at once is
-//! spaced by the poll delays; UNIMPLEMENTED switches to polling; UNAVAILABLE, connection
-//! failures, CANCELLED, ABORTED, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (with or without a
-//! `RetryInfo`) are ridden out after the fault delays; anything else ends the wait. A wait
-//! that never got an answer gives up after the client's retry attempts, as `get` does.
+//! WaitOperation with `timeout = min(time left, wait_rpc_cap)`; a server that answers not
+//! done at once is spaced by the poll delays. Polling spaces GetOperations by the poll
+//! delays. Sleeps end on a grid the client's waits share (at most an eighth later), so that
+//! polls falling due together go out together.
+//!
+//! # Which errors end a wait
+//!
+//! | an RPC of the wait fails with | the wait |
+//! |---|---|
+//! | UNAVAILABLE, or no answer at all (refused, reset, silence past the per-call timeout) | goes on after the fault delay |
+//! | RESOURCE_EXHAUSTED (a quota), with or without `RetryInfo` | goes on after the fault delay; a client with a rate limit also lowers its rate |
+//! | DEADLINE_EXCEEDED, CANCELLED, ABORTED | goes on after the fault delay (a WaitOperation that outlived its own timeout is simply sent again) |
+//! | UNIMPLEMENTED from WaitOperation | `Auto`: polls from then on (the whole client does); `Wait`: ends with it |
+//! | any other code (NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED after the one token refresh, INVALID_ARGUMENT, INTERNAL, …) | ends with [`Error::Rpc`](crate::Error::Rpc) |
+//! | a certificate the client does not trust | ends with [`Error::Certificate`](crate::Error::Certificate) |
+//!
+//! A `RetryInfo` detail sets the delay before the next try; it never makes a code that ends
+//! the wait a retried one. The fault delays grow while faults repeat (default 1 s, ×2, up to
+//! 30 s, jittered) and start over after an answer. A wait that has never had an answer gives
+//! up after the client's retry attempts, as `get` does: nothing answers for that operation.
+//! A failed *operation* (done, with an error) is not an RPC error: it ends the wait with
+//! that error, decoded.
 //! Every sleep and RPC is bounded by [`WaitOptions::timeout`]: running out gives
 //! [`Error::Timeout`](crate::Error::Timeout) with the last snapshot received (if any). A
 //! wait is a plain future: dropping it stops its RPCs at once.

@@ -29,18 +29,27 @@ impl Latch {
         *self.0.borrow()
     }
 
-    /// Claims the right to find out, if nobody has it and nothing is known; `quickly` if the
-    /// verdict will come at once (others may then wait for it). The claim hands the latch
-    /// back to the next caller if it is dropped without a verdict.
+    /// Claims the right to find out, if nothing is known and nobody is finding out, or, with
+    /// `quickly`, if only a slow finder is: `quickly` if the verdict will come at once (others
+    /// may then wait for it). The claim hands the latch back to the next caller if it is
+    /// dropped without a verdict.
     pub(crate) fn claim(&self, quickly: bool) -> Option<Claim<'_>> {
         let claimed = self.0.send_if_modified(|state| {
-            let unknown = *state == Knowledge::Unknown;
-            if unknown {
+            let free = match *state {
+                Knowledge::Unknown => true,
+                Knowledge::Learning { quickly: false } => quickly,
+                _ => false,
+            };
+            if free {
                 *state = Knowledge::Learning { quickly };
             }
-            unknown
+            free
         });
-        claimed.then(|| Claim(self))
+        // Built only when claimed: a dropped `Claim` hands the latch back.
+        claimed.then(|| Claim {
+            latch: self,
+            quickly,
+        })
     }
 
     /// Records the verdict (any caller may: a verdict is a verdict).
@@ -68,12 +77,25 @@ impl Latch {
 
 /// The right to find out; dropped without a verdict, it lets the next caller try.
 #[derive(Debug)]
-pub(crate) struct Claim<'a>(&'a Latch);
+pub(crate) struct Claim<'a> {
+    latch: &'a Latch,
+    quickly: bool,
+}
+
+impl Claim<'_> {
+    /// Whether the verdict is due at once.
+    pub(crate) fn quickly(&self) -> bool {
+        self.quickly
+    }
+}
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.0.0.send_if_modified(|state| {
-            let stuck = matches!(state, Knowledge::Learning { .. });
+        let quickly = self.quickly;
+        self.latch.0.send_if_modified(|state| {
+            // Only its own claim: a slow claim dropped while a quick one finds out leaves
+            // that one be.
+            let stuck = *state == Knowledge::Learning { quickly };
             if stuck {
                 *state = Knowledge::Unknown;
             }
@@ -101,6 +123,21 @@ mod tests {
         drop(claim);
         assert_eq!(waiting.await.unwrap(), Knowledge::Known(false));
         assert!(latch.claim(false).is_none(), "settled: nothing to claim");
+    }
+
+    #[tokio::test]
+    async fn a_quick_claim_joins_a_slow_one_and_the_others_wait_for_it() {
+        let latch = Latch::new();
+        let slow = latch.claim(false).expect("the first caller claims");
+        assert!(latch.claim(false).is_none(), "one slow finder at a time");
+        let quick = latch.claim(true).expect("a quick finder joins a slow one");
+        assert!(quick.quickly() && !slow.quickly());
+        assert!(latch.claim(true).is_none() && latch.claim(false).is_none());
+        // The slow one giving up leaves the quick one finding out.
+        drop(slow);
+        assert_eq!(latch.knowledge(), Knowledge::Learning { quickly: true });
+        drop(quick);
+        assert_eq!(latch.knowledge(), Knowledge::Unknown);
     }
 
     #[tokio::test]

@@ -22,8 +22,9 @@
 //!   for no wait at all, so its verdict comes at once, and the other waits wait for it,
 //!   however slow the server: one extra RPC per client.
 //! - A single wait's probe is its own WaitOperation (one RPC for the whole wait when it
-//!   works); a wait that starts meanwhile waits for its verdict up to `min_wait_interval`,
-//!   after which the server has plainly accepted the call.
+//!   works). A wait that starts while it is out sends the quick probe beside it, and every
+//!   later one waits for that verdict: two probes at most, and no wait guesses from the time
+//!   the server takes.
 //!
 //! After UNIMPLEMENTED every wait of the client polls.
 //!

@@ -261,23 +261,18 @@ impl Waiter {
             _ if !auto => None,
             _ => match support.claim(self.in_batch) {
                 Some(claim) => Some(claim),
-                None if matches!(knowledge, Knowledge::Learning { quickly: true }) => {
-                    // A batch's probe, answered at once: its verdict decides this wait's
-                    // next RPC, however long the server takes under load.
-                    self.bounded(support.learnt()).await?;
-                    return Ok(None);
-                }
-                None => {
-                    // A single wait's probe, which blocks if WaitOperation works: a server
-                    // without it answers at once, so one still busy with the probe after
-                    // `min_wait_interval` has accepted it.
-                    let grace = self.options.min_wait_interval;
-                    let verdict = tokio::time::timeout(grace, support.learnt());
-                    if self.bounded(verdict).await?.is_ok() {
+                // A single wait's probe is out, which blocks if WaitOperation works: ask for
+                // an answer at once beside it (one more RPC per client), so that this wait
+                // and every later one learn the verdict after one round trip, however slow
+                // the server.
+                None => match support.claim(true) {
+                    Some(claim) => Some(claim),
+                    None => {
+                        // A quick probe is out: its verdict decides this wait's next RPC.
+                        self.bounded(support.learnt()).await?;
                         return Ok(None);
                     }
-                    None
-                }
+                },
             },
         };
         let Some(_slot) = self.long_call_slot().await? else {
@@ -286,9 +281,10 @@ impl Waiter {
         let left = self.deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        // A batch's probe asks for no wait at all, so that the verdict (and the first
-        // snapshot) comes at once for every wait of the batch: one extra RPC per client.
-        let probe_now = claim.is_some() && self.in_batch;
+        // A quick probe (a batch's, or one beside a single wait's blocking probe) asks for no
+        // wait at all, so that the verdict (and the first snapshot) comes at once for every
+        // wait waiting for it: one extra RPC per client.
+        let probe_now = claim.as_ref().is_some_and(|claim| claim.quickly());
         // Asked to answer a little before our own deadline (a tenth of the time left, at
         // most a second), so that a wait that runs out still holds the latest snapshot.
         let timeout = if probe_now {

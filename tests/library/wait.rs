@@ -963,3 +963,40 @@ async fn watching_a_thousand_names_sends_one_probe_to_a_server_without_wait() {
     assert_eq!(fake.calls(FakeMethod::WaitOperation), 1, "one probe");
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_separate_waits_on_a_slow_server_send_two_probes_at_most() {
+    for supported in [false, true] {
+        let fake = FakeServer::builder()
+            .record_requests(false)
+            .start()
+            .await
+            .unwrap();
+        // Slower than `min_wait_interval`: no wait may read the server's pace as a verdict.
+        fake.set_latency(Duration::from_millis(600));
+        fake.set_wait_unimplemented(!supported);
+        let client = fake.client();
+        let waits: Vec<_> = (0..1000u64)
+            .map(|i| {
+                let name = fake.insert(
+                    format!("operations/single{i}"),
+                    finishing_after(Duration::from_millis(5_000 + i * 3)),
+                );
+                let client = client.clone();
+                tokio::spawn(async move { client.wait_for(&name, &WaitOptions::default()).await })
+            })
+            .collect();
+        for wait in waits {
+            wait.await.unwrap().unwrap();
+        }
+        let probes_and_waits = fake.calls(FakeMethod::WaitOperation);
+        if supported {
+            // The blocking probe is the first wait's own; the quick one is one more RPC.
+            assert_eq!(probes_and_waits, 1001, "supported");
+            assert_eq!(fake.calls(FakeMethod::GetOperation), 0);
+        } else {
+            assert_eq!(probes_and_waits, 2, "the blocking probe and the quick one");
+        }
+        fake.shutdown().await;
+    }
+}

@@ -32,8 +32,9 @@
 //!
 //! WaitOperation with `timeout = min(time left, wait_rpc_cap)`; a server that answers not
 //! done at once is spaced by the poll delays. Polling spaces GetOperations by the poll
-//! delays. Sleeps end on a grid the client's waits share (at most an eighth later), so that
-//! polls falling due together go out together.
+//! delays. Sleeps end on a grid the client's waits share (never early; late by at most a
+//! quarter of the delay, and at most 1 s), so that polls falling due together go out
+//! together.
 //!
 //! # Which errors end a wait
 //!

@@ -855,25 +855,35 @@ async fn watch_each_says_once_when_the_metadata_stops_changing() {
     fake.shutdown().await;
 }
 
+/// A fake 600 ms slow (slower than `min_wait_interval`: no wait may read the server's pace
+/// as a verdict), with or without WaitOperation, holding 1,000 operations done within 8 s.
+async fn slow_fake_with_a_thousand_operations(supported: bool) -> (FakeServer, Vec<String>) {
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .unwrap();
+    fake.set_latency(Duration::from_millis(600));
+    fake.set_wait_unimplemented(!supported);
+    let names = (0..1000u64)
+        .map(|i| {
+            fake.insert(
+                format!("operations/probe{i}"),
+                finishing_after(Duration::from_millis(5_000 + i * 3)),
+            )
+        })
+        .collect();
+    (fake, names)
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_the_server() {
     for supported in [false, true] {
-        let fake = FakeServer::builder()
-            .record_requests(false)
-            .start()
-            .await
-            .unwrap();
-        // Slower than the grace a single wait gives a probe.
-        fake.set_latency(Duration::from_millis(600));
-        fake.set_wait_unimplemented(!supported);
+        let (fake, names) = slow_fake_with_a_thousand_operations(supported).await;
         let client = fake.client();
-        let ops: Vec<_> = (0..1000u64)
-            .map(|i| {
-                let name = format!("operations/probe{i}");
-                fake.insert(&name, finishing_after(Duration::from_millis(5_000 + i * 3)));
-                EmptyOperation::from_name(client.clone(), &name).unwrap()
-            })
-            .collect();
+        let ops = names
+            .iter()
+            .map(|name| EmptyOperation::from_name(client.clone(), name).unwrap());
         let results = wait::wait_all(ops, &WaitOptions::default()).await;
         assert!(results.iter().all(|(_, r)| r.is_ok()));
         let waits = fake.calls(FakeMethod::WaitOperation);
@@ -967,21 +977,11 @@ async fn watching_a_thousand_names_sends_one_probe_to_a_server_without_wait() {
 #[tokio::test(start_paused = true)]
 async fn a_thousand_separate_waits_on_a_slow_server_send_two_probes_at_most() {
     for supported in [false, true] {
-        let fake = FakeServer::builder()
-            .record_requests(false)
-            .start()
-            .await
-            .unwrap();
-        // Slower than `min_wait_interval`: no wait may read the server's pace as a verdict.
-        fake.set_latency(Duration::from_millis(600));
-        fake.set_wait_unimplemented(!supported);
+        let (fake, names) = slow_fake_with_a_thousand_operations(supported).await;
         let client = fake.client();
-        let waits: Vec<_> = (0..1000u64)
-            .map(|i| {
-                let name = fake.insert(
-                    format!("operations/single{i}"),
-                    finishing_after(Duration::from_millis(5_000 + i * 3)),
-                );
+        let waits: Vec<_> = names
+            .into_iter()
+            .map(|name| {
                 let client = client.clone();
                 tokio::spawn(async move { client.wait_for(&name, &WaitOptions::default()).await })
             })

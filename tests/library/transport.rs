@@ -389,6 +389,29 @@ async fn connections_are_retired_at_their_age_and_a_broken_one_is_replaced() {
     fake.shutdown().await;
 }
 
+/// Polls 30 operations on `client`, done 5 s to 34 s from now, to the end.
+async fn poll_thirty_operations(
+    fake: &FakeServer,
+    client: &longrunning::OperationsClient,
+    prefix: &str,
+) -> Vec<longrunning::wait::Finished<(), ()>> {
+    use longrunning::wait::{self, WaitStrategy};
+    let ops: Vec<_> = (0..30u64)
+        .map(|i| {
+            let name = fake.insert(
+                format!("operations/{prefix}{i}"),
+                Script::finishing_after(secs(5 + i), Outcome::NoResult),
+            );
+            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
+        })
+        .collect();
+    let options = WaitOptions {
+        strategy: WaitStrategy::Poll,
+        ..WaitOptions::default()
+    };
+    wait::wait_all(ops, &options).await
+}
+
 /// The most requests the fake saw in any one-second window.
 fn busiest_second(fake: &FakeServer) -> usize {
     let times: Vec<_> = fake.requests().iter().map(|r| r.at).collect();
@@ -406,7 +429,6 @@ fn busiest_second(fake: &FakeServer) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn the_rate_limit_holds_on_the_server_s_clock_for_every_call_and_wait() {
-    use longrunning::wait::{self, WaitStrategy};
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
     let client = Connector::new()
@@ -421,21 +443,7 @@ async fn the_rate_limit_holds_on_the_server_s_clock_for_every_call_and_wait() {
         })
         .collect();
     // Polling waits of many operations share the same limit.
-    let ops: Vec<_> = (0..30u64)
-        .map(|i| {
-            let name = format!("operations/limited{i}");
-            fake.insert(
-                &name,
-                Script::finishing_after(secs(5 + i), Outcome::NoResult),
-            );
-            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
-        })
-        .collect();
-    let options = WaitOptions {
-        strategy: WaitStrategy::Poll,
-        ..WaitOptions::default()
-    };
-    let results = wait::wait_all(ops, &options).await;
+    let results = poll_thirty_operations(&fake, &client, "limited").await;
     assert!(results.iter().all(|(_, r)| r.is_ok()));
     for call in calls {
         call.await.unwrap().unwrap();
@@ -483,31 +491,16 @@ async fn a_quota_error_slows_the_client_down() {
 
 #[tokio::test(start_paused = true)]
 async fn under_steady_quota_errors_the_limit_slows_down_but_never_stalls() {
-    use longrunning::wait::{self, WaitStrategy};
     let fake = FakeServer::start().await.unwrap();
     let client = Connector::new()
         .endpoint(fake.endpoint())
         .max_rps(10.0)
         .connect_lazy()
         .unwrap();
-    let ops: Vec<_> = (0..30u64)
-        .map(|i| {
-            let name = format!("operations/refused{i}");
-            fake.insert(
-                &name,
-                Script::finishing_after(secs(5 + i), Outcome::NoResult),
-            );
-            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
-        })
-        .collect();
     fake.set_fault_status(longrunning::Status::new(Code::ResourceExhausted, "quota"));
     fake.set_fault_rate(0.3);
     let start = tokio::time::Instant::now();
-    let options = WaitOptions {
-        strategy: WaitStrategy::Poll,
-        ..WaitOptions::default()
-    };
-    let results = wait::wait_all(ops, &options).await;
+    let results = poll_thirty_operations(&fake, &client, "refused").await;
     let lost: Vec<_> = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().err())

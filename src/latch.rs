@@ -1,8 +1,37 @@
 //! [`Latch`]: a yes-or-no fact about the server, learnt once by one caller while the
-//! others wait for its verdict. The waiter keeps whether the server implements
-//! WaitOperation in one, per client.
+//! others wait for its verdict; and [`WaitShared`], what the waits of one client share:
+//! such a latch for whether the server implements WaitOperation, and the origin of the
+//! grid their sleeps end on. The client owns one; only the waiter looks inside.
 
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What the waits of one client (and its clones) share. Opaque to the client that owns it.
+#[derive(Debug)]
+pub(crate) struct WaitShared {
+    wait_support: Latch,
+    epoch: Instant,
+}
+
+impl WaitShared {
+    /// Nothing learnt yet; the grid starts now.
+    pub(crate) fn new() -> Self {
+        WaitShared {
+            wait_support: Latch::new(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether the server implements WaitOperation, as far as the client knows.
+    pub(crate) fn wait_support(&self) -> &Latch {
+        &self.wait_support
+    }
+
+    /// The origin of the grid the waits' sleeps end on.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+}
 
 /// What a [`Latch`] knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +111,6 @@ pub(crate) struct Claim<'a> {
     quickly: bool,
 }
 
-impl Claim<'_> {
-    /// Whether the verdict is due at once.
-    pub(crate) fn quickly(&self) -> bool {
-        self.quickly
-    }
-}
-
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         let quickly = self.quickly;
@@ -131,7 +153,7 @@ mod tests {
         let slow = latch.claim(false).expect("the first caller claims");
         assert!(latch.claim(false).is_none(), "one slow finder at a time");
         let quick = latch.claim(true).expect("a quick finder joins a slow one");
-        assert!(quick.quickly() && !slow.quickly());
+        assert_eq!(latch.knowledge(), Knowledge::Learning { quickly: true });
         assert!(latch.claim(true).is_none() && latch.claim(false).is_none());
         // The slow one giving up leaves the quick one finding out.
         drop(slow);

@@ -13,12 +13,33 @@ use crate::rpc::{Method, method_name};
 use crate::status::{Code, Status};
 use crate::transport::fault::{Fault, FaultKind};
 use crate::transport::retry::{Attempt, Verdict, decide};
-use crate::transport::{RetryPolicy, Transport};
+use crate::transport::{LongCall, NoLongCallSlot, RetryPolicy, Transport};
+
+/// How a call ended.
+pub(crate) enum Outcome<T> {
+    /// The server's answer, or the call's failure.
+    Answer(Result<T>),
+    /// The pool had no long-call slot free for it ([`LongCall::IfFree`]): nothing was sent.
+    NoLongCallSlot,
+}
 
 impl OperationsClient {
     /// Runs one unary RPC through tonic with the routing header, the per-call deadline and,
     /// as the policy decides, retries.
     pub(crate) async fn call<Req, Resp>(&self, call: Call, request: Req) -> Result<Resp>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let method = call.method;
+        match self.call_admitted(call, request).await {
+            Outcome::Answer(answer) => answer,
+            Outcome::NoLongCallSlot => Err(no_long_call_slot_named(method)),
+        }
+    }
+
+    /// [`call`](Self::call), telling a long call the pool refused apart from a failure.
+    pub(crate) async fn call_admitted<Req, Resp>(&self, call: Call, request: Req) -> Outcome<Resp>
     where
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
@@ -38,6 +59,9 @@ impl OperationsClient {
             );
             if call.sends_deadline {
                 tonic_request.set_timeout(timeout);
+            }
+            if let Some(long_call) = call.long_call {
+                tonic_request.extensions_mut().insert(long_call);
             }
             let mut grpc = self.shared.grpc.clone();
             // Waiting for a slot of the client's rate limit (in `poll_ready`) is not the
@@ -59,7 +83,7 @@ impl OperationsClient {
             let (status, fault) = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(response)) => {
                     tracing::trace!(method, attempt = number, "rpc succeeded");
-                    return Ok(response.into_inner());
+                    return Outcome::Answer(Ok(response.into_inner()));
                 }
                 // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
                 // for the caller it is the same deadline as ours.
@@ -70,8 +94,11 @@ impl OperationsClient {
                     self.silence(timeout)
                 }
                 Ok(Err(status)) => {
+                    if NoLongCallSlot::is(&status) {
+                        return Outcome::NoLongCallSlot;
+                    }
                     if let Some(error) = layer_error(&status) {
-                        return Err(error);
+                        return Outcome::Answer(Err(error));
                     }
                     (Status::from_tonic(&status), Fault::of(&status).cloned())
                 }
@@ -102,7 +129,7 @@ impl OperationsClient {
                     number += 1;
                 }
                 Verdict::Fail => {
-                    return Err(match fault {
+                    return Outcome::Answer(Err(match fault {
                         Some(fault) if fault.kind() == FaultKind::Certificate => {
                             Error::Certificate {
                                 peer: fault.peer().to_owned(),
@@ -114,7 +141,7 @@ impl OperationsClient {
                             status,
                             fault: other.as_ref().map(Fault::kind),
                         },
-                    });
+                    }));
                 }
             }
         }
@@ -177,6 +204,8 @@ pub(crate) struct Call {
     pub(super) timeout: Option<Duration>,
     /// Another policy than the client's.
     pub(super) policy: Option<RetryPolicy>,
+    /// A long call (WaitOperation), admitted by the pool to a long-call slot as it says.
+    pub(super) long_call: Option<LongCall>,
 }
 
 impl Call {
@@ -197,6 +226,7 @@ impl Call {
             retried: true,
             timeout: None,
             policy: None,
+            long_call: None,
         }
     }
 }
@@ -218,6 +248,19 @@ fn layer_error(status: &tonic::Status) -> Option<Error> {
         source = error.source();
     }
     None
+}
+
+/// The error of a long call refused by the pool, for callers that do not tell it apart.
+pub(super) fn no_long_call_slot(method: Method) -> Error {
+    no_long_call_slot_named(method.name())
+}
+
+fn no_long_call_slot_named(method: &'static str) -> Error {
+    Error::Rpc {
+        method,
+        status: Status::new(Code::ResourceExhausted, NoLongCallSlot.to_string()),
+        fault: None,
+    }
 }
 
 fn deadline_exceeded(peer: &str, timeout: Duration) -> Status {

@@ -23,16 +23,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
-use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
-use crate::latch::Latch;
+use crate::latch::WaitShared;
 use crate::name::{OperationName, validate_text};
 use crate::proto::longrunning as pb;
 use crate::rpc::Method;
 use crate::status::{Code, Status};
-use crate::transport::guard::GuardLayer;
-use crate::transport::{ChannelPool, Connector, RetryPolicy, Transport};
+use crate::transport::{ChannelPool, Connector, GuardLayer, LongCall, RetryPolicy, Transport};
+
+pub(crate) use call::Outcome;
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
@@ -82,30 +82,25 @@ pub struct OperationsClient {
 struct Shared {
     grpc: tonic::client::Grpc<StatusErrors>,
     policy: RetryPolicy,
-    /// On a [`ChannelPool`]: the slots WaitOperation calls take.
-    long_call_slots: Option<Arc<Semaphore>>,
-    /// Whether the server implements WaitOperation, learnt once per client and shared by
-    /// its clones ([`crate::wait`] reads and settles it).
-    wait_support: Arc<Latch>,
+    /// What the client's waits share (and its clones', whatever their policy).
+    waits: Arc<WaitShared>,
     /// `host:port` of the server, as errors name it.
     peer: Arc<str>,
-    /// When the client was made: the origin of the grid its waits' sleeps end on.
-    epoch: tokio::time::Instant,
 }
 
 impl Connector {
     /// The client, connecting on its first call. Checks everything that can be checked
     /// without the network.
     pub fn connect_lazy(self) -> Result<OperationsClient> {
-        let (transport, pool) = self.transport()?;
-        Ok(OperationsClient::from_parts(transport, Some(pool)))
+        let (transport, peer) = self.assembled()?;
+        Ok(OperationsClient::from_parts(transport, peer))
     }
 
     /// The client, connected (one connection is dialled before this returns, so that an
     /// unreachable endpoint or an untrusted certificate is reported now).
     pub async fn connect(self) -> Result<OperationsClient> {
-        let (transport, pool) = self.dial().await?;
-        Ok(OperationsClient::from_parts(transport, Some(pool)))
+        let (transport, peer) = self.dial().await?;
+        Ok(OperationsClient::from_parts(transport, peer))
     }
 }
 
@@ -149,41 +144,35 @@ impl OperationsClient {
         let guarded = tower::ServiceBuilder::new()
             .layer(GuardLayer::new("the server", usize::MAX))
             .service(service);
-        Self::from_parts(Transport::new(guarded), None)
+        Self::from_parts(Transport::new(guarded), Arc::from("the server"))
     }
 
     /// A client on a [`Transport`] (e.g. from
-    /// [`Connector::transport`](crate::transport::Connector::transport)); with its `pool`,
-    /// waits keep WaitOperation calls to the pool's long-call slots.
-    pub fn from_transport(transport: Transport, pool: Option<&ChannelPool>) -> Self {
-        Self::from_parts(transport, pool.cloned())
+    /// [`Connector::transport`](crate::transport::Connector::transport)), sharing its
+    /// connections, stream budget and long-call slots with everything else on it.
+    pub fn from_transport(transport: Transport) -> Self {
+        Self::from_parts(transport, Arc::from("the server"))
     }
 
-    /// A client on a [`ChannelPool`], with no token: its waits keep WaitOperation calls to
-    /// the pool's long-call slots.
+    /// A client on a [`ChannelPool`], with no token.
     pub fn from_pool(pool: ChannelPool) -> Self {
+        let peer = Arc::from(pool.peer());
         let guarded = tower::ServiceBuilder::new()
             .layer(GuardLayer::new("the server", usize::MAX))
-            .service(pool.clone());
-        Self::from_parts(Transport::new(guarded), Some(pool))
+            .service(pool);
+        Self::from_parts(Transport::new(guarded), peer)
     }
 
-    pub(crate) fn from_parts(transport: Transport, pool: Option<ChannelPool>) -> Self {
+    fn from_parts(transport: Transport, peer: Arc<str>) -> Self {
         // The guard enforces the size limit (as RESOURCE_EXHAUSTED, before buffering).
         let grpc =
             tonic::client::Grpc::new(StatusErrors(transport)).max_decoding_message_size(usize::MAX);
-        let peer: Arc<str> = match &pool {
-            Some(pool) => Arc::from(pool.peer()),
-            None => Arc::from("the server"),
-        };
         OperationsClient {
             shared: Arc::new(Shared {
                 peer,
                 grpc,
                 policy: RetryPolicy::default(),
-                long_call_slots: pool.map(|pool| pool.long_call_slots()),
-                wait_support: Arc::new(Latch::new()),
-                epoch: tokio::time::Instant::now(),
+                waits: Arc::new(WaitShared::new()),
             }),
         }
     }
@@ -200,20 +189,9 @@ impl OperationsClient {
         &self.shared.policy
     }
 
-    /// When the client was made: the origin of the grid its waits' sleeps end on
-    /// ([`crate::wait`]).
-    pub(crate) fn epoch(&self) -> tokio::time::Instant {
-        self.shared.epoch
-    }
-
-    /// Whether the server implements WaitOperation, as far as this client knows.
-    pub(crate) fn wait_support(&self) -> &Arc<Latch> {
-        &self.shared.wait_support
-    }
-
-    /// On a [`ChannelPool`]: the slots WaitOperation calls take.
-    pub(crate) fn long_call_slots(&self) -> Option<&Arc<Semaphore>> {
-        self.shared.long_call_slots.as_ref()
+    /// What the client's waits share ([`crate::wait`] alone looks inside).
+    pub(crate) fn waits(&self) -> &Arc<WaitShared> {
+        &self.shared.waits
     }
 
     /// GetOperation: the operation's latest state.
@@ -221,8 +199,13 @@ impl OperationsClient {
         self.get_with(name.as_ref(), true).await
     }
 
-    /// GetOperation, retried under the policy or sent once (the waiter retries by itself).
-    pub(crate) async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
+    /// GetOperation for the waiter, which retries by itself: sent once (once more at once
+    /// if it provably never reached the server, or with a new token after a rejected one).
+    pub(crate) async fn get_once(&self, name: &str) -> Result<RawOperation> {
+        self.get_with(name, false).await
+    }
+
+    async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
         let name = OperationName::parse(name)?;
         let mut call = Call::of_method(Method::GetOperation, routing("name", name.as_str())?);
         call.retried = retried;
@@ -338,22 +321,50 @@ impl OperationsClient {
     /// the server (which may answer earlier, not done). Not retried; many servers answer
     /// `UNIMPLEMENTED`. To wait for an operation to finish, use the waiter
     /// ([`OperationsClient::wait_for`]), which falls back to polling.
+    ///
+    /// On a [`Connector`]'s pool the call takes one of the pool's long-call slots, queueing
+    /// for one when none is free ([`PoolConfig`](crate::transport::PoolConfig)).
     pub async fn wait_operation(
         &self,
         name: impl AsRef<str>,
         timeout: Duration,
     ) -> Result<RawOperation> {
-        let name = OperationName::parse(name.as_ref())?;
-        let mut call = Call::of_method(Method::WaitOperation, routing("name", name.as_str())?);
+        match self
+            .wait_once(name.as_ref(), timeout, LongCall::Queue)
+            .await
+        {
+            Outcome::Answer(answer) => answer,
+            Outcome::NoLongCallSlot => Err(call::no_long_call_slot(Method::WaitOperation)),
+        }
+    }
+
+    /// One WaitOperation, admitted to a long-call slot as `long_call` says: for the waiter,
+    /// which learns from [`Outcome::NoLongCallSlot`] that nothing was sent.
+    pub(crate) async fn wait_once(
+        &self,
+        name: &str,
+        timeout: Duration,
+        long_call: LongCall,
+    ) -> Outcome<RawOperation> {
+        let name = match OperationName::parse(name) {
+            Ok(name) => name,
+            Err(err) => return Outcome::Answer(Err(err)),
+        };
+        let routing = match routing("name", name.as_str()) {
+            Ok(routing) => routing,
+            Err(err) => return Outcome::Answer(Err(err)),
+        };
+        let mut call = Call::of_method(Method::WaitOperation, routing);
         // The server answers by `timeout`; the client's deadline leaves it the usual margin.
         call.timeout = Some(timeout.saturating_add(self.shared.policy.per_call_timeout));
         call.sends_deadline = true;
         call.retried = false;
+        call.long_call = Some(long_call);
         let request = pb::WaitOperationRequest {
             name: name.into(),
             timeout: Some(proto_duration(timeout)),
         };
-        self.call(call, request).await
+        self.call_admitted(call, request).await
     }
 }
 

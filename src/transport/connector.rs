@@ -235,7 +235,8 @@ impl Connector {
 
     /// The stack, with one connection dialled before it returns (so that an unreachable
     /// endpoint or an untrusted certificate is reported now).
-    pub(crate) async fn dial(self) -> Result<(Transport, ChannelPool)> {
+    /// The stack and the peer errors name.
+    pub(crate) async fn dial(self) -> Result<(Transport, Arc<str>)> {
         let prepared = self.prepare()?;
         let channel = prepared
             .endpoint
@@ -247,9 +248,15 @@ impl Connector {
 
     /// The authenticated, guarded, pooled transport, for other generated clients: wrap it
     /// in `tonic::client::Grpc` or give it to a generated client's `new`. Calls made on it
-    /// share the connections (and stream budget) of operations clients made from the same
-    /// transport and pool (`OperationsClient::from_transport`). Nothing is dialled yet.
-    pub fn transport(self) -> Result<(Transport, ChannelPool)> {
+    /// share the connections, stream budget and long-call slots of operations clients made
+    /// from it ([`OperationsClient::from_transport`](crate::OperationsClient::from_transport)).
+    /// Nothing is dialled yet.
+    pub fn transport(self) -> Result<Transport> {
+        Ok(self.assembled()?.0)
+    }
+
+    /// The stack, nothing dialled yet, and the peer errors name.
+    pub(crate) fn assembled(self) -> Result<(Transport, Arc<str>)> {
         let prepared = self.prepare()?;
         Ok(self.assemble(prepared, None))
     }
@@ -258,7 +265,8 @@ impl Connector {
         &self,
         prepared: Prepared,
         channel: Option<tonic::transport::Channel>,
-    ) -> (Transport, ChannelPool) {
+    ) -> (Transport, Arc<str>) {
+        let peer = prepared.peer.clone();
         let pool = match channel {
             Some(channel) => ChannelPool::with_connection(prepared.endpoint, self.pool, channel),
             None => ChannelPool::new(prepared.endpoint, self.pool),
@@ -274,7 +282,7 @@ impl Connector {
         for layer in self.layers.iter().rev() {
             transport = layer.wrap(transport);
         }
-        (transport, pool)
+        (transport, peer)
     }
 
     fn prepare(&self) -> Result<Prepared> {

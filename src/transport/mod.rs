@@ -29,6 +29,7 @@ pub use connector::Connector;
 pub use fault::{Fault, FaultKind};
 pub use guard::GuardLayer;
 pub use pool::{ChannelPool, PoolConfig, PooledBody};
+pub(crate) use pool::{LongCall, NoLongCallSlot};
 pub use rate::RateLimitLayer;
 pub use retry::RetryPolicy;
 #[cfg(feature = "adc")]

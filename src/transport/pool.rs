@@ -18,9 +18,11 @@
 //!   [`PoolConfig::max_connections`]. Past that, calls queue in the pool (never on the
 //!   wire, so the server never refuses a stream).
 //! - Long calls (WaitOperation) may only use [`PoolConfig::long_call_slots`]: all but
-//!   [`PoolConfig::reserved_streams`] of each connection's streams. The waiter takes such
-//!   a slot only when one is free, and otherwise polls for that round, so the reserve is
-//!   always there for short calls: Get, List, Cancel, Delete, and the Vision start calls.
+//!   [`PoolConfig::reserved_streams`] of each connection's streams. A long call is marked on
+//!   its request (a [`LongCall`] in its extensions); the pool admits it to a slot, queues it
+//!   for one, or (for the waiter, which then polls for that round) refuses it at once with
+//!   [`NoLongCallSlot`], so the reserve is always there for short calls: Get, List, Cancel,
+//!   Delete, and the Vision start calls.
 //!
 //! - **Health.** Connections send HTTP/2 keepalive pings while calls are open
 //!   ([`PoolConfig::keepalive_interval`]), so a dead connection is found rather than waited
@@ -210,11 +212,6 @@ impl ChannelPool {
             .sum()
     }
 
-    /// The slots long calls must take (without waiting) before they are sent.
-    pub(crate) fn long_call_slots(&self) -> Arc<Semaphore> {
-        self.shared.long_calls.clone()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         self.shared
             .connections
@@ -255,7 +252,7 @@ impl ChannelPool {
             connection.channel.clone(),
             StreamGuard {
                 in_flight: connection.in_flight.clone(),
-                _permit: None,
+                _permits: [None, None],
             },
             connection.in_flight.clone(),
         )
@@ -268,10 +265,56 @@ impl ChannelPool {
     }
 }
 
-/// Counts a stream as in flight until dropped (with the response body, or with the call).
+/// Marks a request as a long call (WaitOperation), which a [`ChannelPool`] admits only to a
+/// long-call slot. Without the marker a request is a short call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LongCall {
+    /// Take a slot if one is free; else the call fails at once with [`NoLongCallSlot`],
+    /// and nothing is sent.
+    IfFree,
+    /// Wait for a slot.
+    Queue,
+}
+
+/// A long call the pool refused: no long-call slot was free ([`LongCall::IfFree`]). Carried
+/// as the source of the status the call fails with; nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NoLongCallSlot;
+
+impl fmt::Display for NoLongCallSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no long-call slot of the pool is free")
+    }
+}
+
+impl std::error::Error for NoLongCallSlot {}
+
+impl NoLongCallSlot {
+    /// Whether `status` is this refusal.
+    pub(crate) fn is(status: &tonic::Status) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            std::error::Error::source(status);
+        while let Some(error) = source {
+            if error.is::<NoLongCallSlot>() {
+                return true;
+            }
+            source = error.source();
+        }
+        false
+    }
+
+    fn into_error(self) -> tower::BoxError {
+        let mut status = tonic::Status::resource_exhausted(self.to_string());
+        status.set_source(Arc::new(self));
+        Box::new(status)
+    }
+}
+
+/// Counts a stream as in flight until dropped (with the response body, or with the call),
+/// and holds its stream permit and, for a long call, its long-call slot.
 struct StreamGuard {
     in_flight: Arc<AtomicUsize>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permits: [Option<OwnedSemaphorePermit>; 2],
 }
 
 impl Drop for StreamGuard {
@@ -328,10 +371,23 @@ impl Service<http::Request<Body>> for ChannelPool {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let pool = self.clone();
+        let long_call = request.extensions().get::<LongCall>().copied();
         Box::pin(async move {
+            let slot = match long_call {
+                None => None,
+                Some(LongCall::IfFree) => {
+                    match pool.shared.long_calls.clone().try_acquire_owned() {
+                        Ok(slot) => Some(slot),
+                        Err(_) => return Err(NoLongCallSlot.into_error()),
+                    }
+                }
+                Some(LongCall::Queue) => {
+                    Some(pool.shared.long_calls.clone().acquire_owned().await?)
+                }
+            };
             let permit = pool.shared.streams.clone().acquire_owned().await?;
             let (channel, mut guard, id) = pool.pick();
-            guard._permit = Some(permit);
+            guard._permits = [Some(permit), slot];
             let response = match channel.oneshot(request).await {
                 Ok(response) => response,
                 Err(error) => {

@@ -98,7 +98,8 @@ pub(crate) struct Attempt<'a> {
     /// Whether this call was already re-sent with a new token.
     pub(crate) reauthenticated: bool,
     /// Whether the policy's codes apply (false for calls whose caller retries by itself,
-    /// such as the waiter's: only the always-safe retries are made).
+    /// such as the waiter's: only a request that never reached the server is sent again,
+    /// at once and once, and a rejected token is replaced once).
     pub(crate) by_code: bool,
     /// The failure.
     pub(crate) status: &'a Status,
@@ -121,13 +122,14 @@ pub(crate) fn decide(
         }
         Some(FaultKind::TokenRejected) => return Verdict::Fail,
         // Never reached the server: as safe to send again as the first time. The first
-        // retry goes at once (another connection is usually ready, e.g. after a GOAWAY).
-        Some(FaultKind::Unsent) if attempt.number < UNSENT_ATTEMPTS.max(policy.max_attempts) => {
-            return Verdict::Retry(if attempt.number == 1 {
-                Duration::ZERO
-            } else {
-                next_backoff
-            });
+        // retry goes at once (another connection is usually ready, e.g. after a GOAWAY);
+        // later ones only for callers that do not retry by themselves (the waiter spaces
+        // its own, so that no sleep hides under its RPCs).
+        Some(FaultKind::Unsent) if attempt.number == 1 => return Verdict::Retry(Duration::ZERO),
+        Some(FaultKind::Unsent)
+            if attempt.by_code && attempt.number < UNSENT_ATTEMPTS.max(policy.max_attempts) =>
+        {
+            return Verdict::Retry(next_backoff);
         }
         _ => {}
     }
@@ -287,6 +289,12 @@ mod tests {
             decide(&policy, attempt(Some(FaultKind::Unsent)), MS(700)),
             Verdict::Retry(Duration::ZERO)
         );
+        // Never a delayed one: the caller spaces its own retries.
+        let second = Attempt {
+            number: 2,
+            ..attempt(Some(FaultKind::Unsent))
+        };
+        assert_eq!(decide(&policy, second, MS(700)), Verdict::Fail);
         assert_eq!(
             decide(&policy, attempt(Some(FaultKind::TokenRejected)), MS(700)),
             Verdict::Reauthenticate

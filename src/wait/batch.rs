@@ -7,8 +7,8 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
-use super::WaitOptions;
-use super::waiter::{Budget, Waiter};
+use super::options::WaitOptions;
+use super::waiter::{Budget, Mode, Waiter};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::Result;
 use crate::operation::{Operation, OperationResponse, decode_result, unseen};
@@ -18,7 +18,14 @@ impl OperationsClient {
     /// that failed is still a returned snapshot: its `result` holds the error). The first
     /// RPC is the WaitOperation itself: no GetOperation first.
     pub async fn wait_for(&self, name: &str, options: &WaitOptions) -> Result<RawOperation> {
-        let mut waiter = Waiter::new(self.clone(), unseen(name)?, false, options, None);
+        let mut waiter = Waiter::new(
+            self.clone(),
+            unseen(name)?,
+            false,
+            options,
+            Mode::Single,
+            None,
+        );
         waiter.until_done().await?;
         Ok(waiter.into_last())
     }
@@ -35,11 +42,11 @@ impl<R: OperationResponse, M> Operation<R, M> {
     async fn wait_limited(&mut self, options: &WaitOptions, budget: Option<Budget>) -> Result<R> {
         let fetched = self.is_fetched();
         let raw = self.raw().clone();
-        let in_batch = budget.is_some();
-        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, budget);
-        if in_batch {
-            waiter = waiter.in_batch();
-        }
+        let mode = match budget {
+            Some(_) => Mode::Batch,
+            None => Mode::Single,
+        };
+        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, mode, budget);
         let outcome = waiter.until_done().await;
         if waiter.has_answer() {
             self.set_raw(waiter.into_last());

@@ -1,39 +1,55 @@
-//! The waiter's decisions: given what just happened, which RPC comes next and after what
-//! delay. Pure (its only state is the two backoff schedules, whose jitter is seedable), so
-//! every rule is a row of the table test below; [`super::waiter`] only executes.
+//! The waiter's whole policy: given what just happened and what is known now, what the
+//! loop does next. Pure (no clock is read: the time is an input; its only state is the
+//! backoff schedules, whose jitter is seedable, and a few counters), so every rule is a row
+//! of the table tests below; [`super::waiter`] only executes.
 //!
 //! | what happened | next |
 //! |---|---|
-//! | the start, no snapshot from the server yet | Wait at once (Get if polling, or WaitOperation is known missing) |
-//! | the start, with a fresh snapshot | Wait at once; polling: Get after the poll delay |
+//! | the start, no snapshot from the server yet | a Wait at once (a Get if polling, WaitOperation is known missing, or a watch looks first) |
+//! | the start, with a fresh snapshot | a Wait at once; polling: a Get after the poll delay |
 //! | an answer, done | finish |
-//! | a Wait answered not done after a while | Wait again at once |
-//! | a Wait answered not done quickly (server does not block) | Wait after the poll delay |
-//! | a Get answered not done | Get after the poll delay (a Wait in `Auto` unless WaitOperation is known missing: at once after a first look, after the poll delay if the Get stood in for a Wait with no long-call slot free) |
-//! | UNIMPLEMENTED from a Wait | `Auto`: Get at once; `Wait`: fail |
-//! | DEADLINE_EXCEEDED from a Wait | Wait again (it outlived its own timeout: not done yet) |
+//! | a Wait answered not done after a while | a Wait again at once |
+//! | a Wait answered not done quickly (the server does not block) | a Wait after the poll delay |
+//! | a Get answered not done | `Auto` with WaitOperation not known missing: a Wait at once (after the poll delay if the Get stood in for a Wait); polling: a Get after the poll delay |
+//! | no long-call slot was free for a Wait (the pool refused it; nothing was sent) | a Get at once, standing in for it |
+//! | the client's probe changed hands or settled before a planned Wait went out (nothing was sent) | decide the same step again on what is known now, with no new delay |
+//! | UNIMPLEMENTED from a Wait | `Auto`: a Get at once; `Wait`: fail |
+//! | DEADLINE_EXCEEDED from a Wait once answered | a Wait again (it outlived its own timeout: not done yet) |
 //! | UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, ABORTED, RESOURCE_EXHAUSTED | the same RPC after the fault delay (a `RetryInfo` delay if the server gave one) |
-//! | no answer at all (refused, reset, silence) the client's attempts times in a row before the first answer | fail, as `get` does: nothing answers for the operation |
+//! | no answer at all (refused, reset, silence) before the first answer | the same, after the client's retry delays; the client's attempts in a row: fail, as `get` does |
 //! | a certificate the client does not accept, or any other code | fail |
+//! | the deadline passed | cancel, then look once (with `cancel_on_timeout`); fail with the last failure if the server never answered; else time out |
 //!
-//! The poll delays (1 s ×1.5 up to 30 s by default) grow while the operation runs; the fault
-//! delays grow with consecutive faults and start over after an answer.
+//! Which Wait: the client's probe while nobody knows whether the server implements
+//! WaitOperation (asking for an answer at once in a batch, or beside another wait's
+//! blocking probe; a wait that meets a quick probe out awaits its verdict), else one of
+//! `min(wait_rpc_cap, time left less a tenth, at most 1 s)`: asked to answer a little before
+//! the deadline, so that a wait that runs out still holds the latest snapshot. Too little
+//! time left for a Wait to learn anything new: idle until the deadline.
+//!
+//! Every delay ends on the [grid](super::coalesce) the client's waits share.
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use super::coalesce;
+use super::options::{WaitOptions, WaitStrategy};
 use crate::backoff::Schedule;
 use crate::latch::Knowledge;
 use crate::status::Code;
-
-use super::{WaitOptions, WaitStrategy};
 
 /// The RPC a wait sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rpc {
     /// GetOperation.
     Get,
-    /// WaitOperation.
-    Wait,
+    /// WaitOperation asking the server to answer within `timeout`; `probe` if it is the
+    /// client's probe of WaitOperation support.
+    Wait {
+        timeout: Duration,
+        probe: Option<Probe>,
+    },
 }
 
 impl Rpc {
@@ -41,9 +57,20 @@ impl Rpc {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Rpc::Get => "GetOperation",
-            Rpc::Wait => "WaitOperation",
+            Rpc::Wait { .. } => "WaitOperation",
         }
     }
+}
+
+/// How the client's probe of WaitOperation support asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// A wait's own WaitOperation, blocking as long as it may (one RPC for the whole wait
+    /// when WaitOperation works).
+    Blocking,
+    /// A WaitOperation asking for an answer at once, so that the verdict comes after one
+    /// round trip for every wait waiting for it.
+    Quick,
 }
 
 /// What just happened.
@@ -51,15 +78,13 @@ impl Rpc {
 pub(crate) enum Event {
     /// The wait starts; `fresh` if its snapshot just came from the server.
     Start { fresh: bool },
-    /// The server answered.
+    /// The server answered `rpc` after `took`.
     Answered {
         rpc: Rpc,
         done: bool,
-        /// A Wait that came back not done sooner than `min_wait_interval`, or a Get sent
-        /// in place of a Wait (no long-call slot was free): either way, space the next.
-        quick: bool,
+        took: Duration,
     },
-    /// The RPC failed.
+    /// `rpc` failed.
     Failed {
         rpc: Rpc,
         code: Code,
@@ -71,45 +96,108 @@ pub(crate) enum Event {
         /// than no answer at all (refused connection, reset, silence).
         answered: bool,
     },
+    /// A planned probe was not sent: the client's probe changed hands, or its verdict came
+    /// in, since the decision.
+    ProbeMoved,
+    /// A planned Wait was not sent: the pool had no long-call slot free.
+    NoLongCallSlot,
+    /// The wait's deadline passed (during a sleep or an RPC).
+    DeadlinePassed,
 }
 
-/// What to do next.
+/// What is known besides the event: the client's knowledge of WaitOperation and the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// What the client knows of WaitOperation support.
+    pub(crate) probe: Knowledge,
+    /// The time of the decision.
+    pub(crate) now: Instant,
+    /// The origin of the grid the client's waits' sleeps end on.
+    pub(crate) epoch: Instant,
+    /// When the wait runs out (`None`: never).
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// What the loop does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// Send `rpc` after `after`.
     Call { after: Duration, rpc: Rpc },
+    /// A quick probe is out: wait for its verdict (then [`Event::ProbeMoved`]).
+    AwaitVerdict,
+    /// Nothing an RPC could learn in the time left: sleep until the deadline.
+    IdleUntilDeadline,
+    /// The deadline passed: send CancelOperation, then look once with a GetOperation.
+    CancelThenLook,
     /// The operation is done.
     Finish,
     /// End the wait with the last failure.
     Fail,
+    /// End the wait with a timeout holding the last snapshot.
+    TimedOut,
+}
+
+/// How a wait's probe asks, by the kind of wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProbeStyle {
+    /// A wait on its own: its probe is its own blocking WaitOperation.
+    Blocking,
+    /// One of a batch started together: its probe asks for an answer at once.
+    Quick,
 }
 
 /// The decision maker of one wait.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     strategy: WaitStrategy,
+    probe_style: ProbeStyle,
+    /// Look with a GetOperation first (a watch reports the current state at once).
+    look_first: bool,
+    cancel_on_timeout: bool,
+    wait_rpc_cap: Duration,
+    min_wait_interval: Duration,
     polls: Schedule,
     faults: Schedule,
-    /// Whether the server has answered this wait at least once.
-    answered: bool,
-    /// Consecutive failures before the first answer.
-    unanswered_failures: u32,
-    /// How many failures before the first answer end the wait (the client's attempts).
+    /// The delays after failures with no answer before the first answer: the client's.
+    unanswered: Schedule,
+    /// How many failures with no answer before the first answer end the wait.
     first_answer_attempts: u32,
-    /// Look with a GetOperation first (a watch must report the current state at once).
-    look_first: bool,
+    /// Whether the server has answered this wait.
+    answered: bool,
+    /// Failures since the last answer; no-answer failures before the first answer.
+    failures: u32,
+    unanswered_failures: u32,
+    /// The Get out stands in for a Wait (no long-call slot was free).
+    standing_in: bool,
+    /// CancelOperation was sent after the deadline.
+    cancelled: bool,
 }
 
 impl Plan {
-    pub(crate) fn new(options: &WaitOptions, first_answer_attempts: u32) -> Self {
+    /// A plan for a wait with `options`, whose client gives up on a call after
+    /// `first_answer_attempts` with the delays of `retry_backoff`.
+    pub(crate) fn new(
+        options: &WaitOptions,
+        retry_backoff: crate::backoff::Backoff,
+        first_answer_attempts: u32,
+        probe_style: ProbeStyle,
+    ) -> Self {
         Plan {
             strategy: options.strategy,
+            probe_style,
+            look_first: false,
+            cancel_on_timeout: options.cancel_on_timeout,
+            wait_rpc_cap: options.wait_rpc_cap,
+            min_wait_interval: options.min_wait_interval,
             polls: Schedule::new(options.poll_backoff),
             faults: Schedule::new(options.fault_backoff),
-            answered: false,
-            unanswered_failures: 0,
+            unanswered: Schedule::new(retry_backoff),
             first_answer_attempts: first_answer_attempts.max(1),
-            look_first: false,
+            answered: false,
+            failures: 0,
+            unanswered_failures: 0,
+            standing_in: false,
+            cancelled: false,
         }
     }
 
@@ -119,53 +207,96 @@ impl Plan {
         self
     }
 
-    /// Decides what follows `event`, knowing what the client has learnt of WaitOperation.
-    pub(crate) fn decide(&mut self, event: Event, wait_support: Knowledge) -> Decision {
-        let waits = match self.strategy {
-            WaitStrategy::Poll => false,
-            WaitStrategy::Wait => true,
-            WaitStrategy::Auto => wait_support != Knowledge::Known(false),
-        };
+    /// Whether the server has answered this wait.
+    pub(crate) fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// Decides what follows `event`, knowing `facts`. Each event is decided once.
+    pub(crate) fn decide(&mut self, event: Event, facts: Facts) -> Decision {
+        if self.cancelled {
+            // After the deadline's cancel: the look decides between done and timed out.
+            return match event {
+                Event::Answered { done: true, .. } => Decision::Finish,
+                Event::Failed { .. } => Decision::Fail,
+                _ => Decision::TimedOut,
+            };
+        }
         let now = Duration::ZERO;
         match event {
             Event::Start { fresh } => {
                 self.answered = fresh;
-                match (waits, fresh) {
-                    (true, false) if self.look_first => call(now, Rpc::Get),
-                    (true, _) => call(now, Rpc::Wait),
-                    (false, false) => call(now, Rpc::Get),
-                    (false, true) => call(self.polls.next_delay(), Rpc::Get),
+                match (self.waits(facts.probe), fresh) {
+                    (true, false) if self.look_first => self.call(now, Rpc::Get, facts),
+                    (true, _) => self.wait_after(now, facts),
+                    (false, false) => self.call(now, Rpc::Get, facts),
+                    (false, true) => {
+                        let delay = self.polls.next_delay();
+                        self.call(delay, Rpc::Get, facts)
+                    }
                 }
             }
-            Event::Answered { done: true, .. } => Decision::Finish,
-            Event::Answered { rpc, quick, .. } => {
+            Event::Answered { done: true, .. } => {
                 self.answered = true;
-                self.unanswered_failures = 0;
+                Decision::Finish
+            }
+            Event::Answered { rpc, took, .. } => {
+                self.answered = true;
+                self.failures = 0;
                 self.faults.reset();
-                match (rpc, waits) {
-                    (Rpc::Wait, true) if !quick => call(now, Rpc::Wait),
-                    (Rpc::Wait, true) => call(self.polls.next_delay(), Rpc::Wait),
-                    (Rpc::Get, true) if !quick => call(now, Rpc::Wait),
-                    (Rpc::Get, true) => call(self.polls.next_delay(), Rpc::Wait),
-                    (_, false) => call(self.polls.next_delay(), Rpc::Get),
+                let quick = match rpc {
+                    Rpc::Get => std::mem::take(&mut self.standing_in),
+                    Rpc::Wait { probe, .. } => {
+                        probe != Some(Probe::Quick) && took < self.min_wait_interval
+                    }
+                };
+                match (self.waits(facts.probe), quick) {
+                    (true, false) => self.wait_after(now, facts),
+                    (true, true) => {
+                        let delay = self.polls.next_delay();
+                        self.wait_after(delay, facts)
+                    }
+                    (false, _) => {
+                        let delay = self.polls.next_delay();
+                        self.call(delay, Rpc::Get, facts)
+                    }
+                }
+            }
+            Event::ProbeMoved => {
+                // Nothing was sent: the delay before it is spent; only the RPC is re-chosen.
+                self.wait_after(now, facts)
+            }
+            Event::NoLongCallSlot => {
+                self.standing_in = true;
+                self.call(now, Rpc::Get, facts)
+            }
+            Event::DeadlinePassed => {
+                if self.cancel_on_timeout {
+                    self.cancelled = true;
+                    Decision::CancelThenLook
+                } else if !self.answered && self.failures > 0 {
+                    // Never reached: the failure says why, not the clock.
+                    Decision::Fail
+                } else {
+                    Decision::TimedOut
                 }
             }
             Event::Failed {
                 permanent: true, ..
             } => Decision::Fail,
             Event::Failed {
-                rpc: Rpc::Wait,
+                rpc: Rpc::Wait { .. },
                 code: Code::Unimplemented,
                 ..
             } => match self.strategy {
-                WaitStrategy::Auto => call(now, Rpc::Get),
+                WaitStrategy::Auto => self.call(now, Rpc::Get, facts),
                 _ => Decision::Fail,
             },
             Event::Failed {
-                rpc: Rpc::Wait,
+                rpc: Rpc::Wait { .. },
                 code: Code::DeadlineExceeded,
                 ..
-            } if self.answered => call(now, Rpc::Wait),
+            } if self.answered => self.wait_after(now, facts),
             Event::Failed {
                 rpc,
                 code,
@@ -173,25 +304,97 @@ impl Plan {
                 answered,
                 ..
             } => {
+                self.failures = self.failures.saturating_add(1);
                 if !is_transient(code) {
                     return Decision::Fail;
                 }
-                if !self.answered && !answered {
+                let delay = if !self.answered && !answered {
                     self.unanswered_failures += 1;
                     if self.unanswered_failures >= self.first_answer_attempts {
                         return Decision::Fail;
                     }
+                    self.unanswered.next_delay()
+                } else {
+                    self.faults.next_delay()
+                };
+                let delay = retry_delay.unwrap_or(delay);
+                match rpc {
+                    Rpc::Wait { .. } if self.waits(facts.probe) => self.wait_after(delay, facts),
+                    _ => self.call(delay, Rpc::Get, facts),
                 }
-                let rpc = if waits { rpc } else { Rpc::Get };
-                let delay = self.faults.next_delay();
-                call(retry_delay.unwrap_or(delay), rpc)
             }
         }
     }
+
+    /// Whether the next look is a Wait (not known missing, and not polling).
+    fn waits(&self, probe: Knowledge) -> bool {
+        match self.strategy {
+            WaitStrategy::Poll => false,
+            WaitStrategy::Wait => true,
+            WaitStrategy::Auto => probe != Knowledge::Known(false),
+        }
+    }
+
+    /// A Wait after `after`, as what is known allows: the probe while nothing is, a Get
+    /// once WaitOperation is known missing, idling when too little time is left.
+    fn wait_after(&mut self, after: Duration, facts: Facts) -> Decision {
+        if !self.waits(facts.probe) {
+            return self.call(after, Rpc::Get, facts);
+        }
+        let probe = match (self.strategy, facts.probe) {
+            (WaitStrategy::Wait, _) | (_, Knowledge::Known(_)) => None,
+            (_, Knowledge::Unknown) => Some(match self.probe_style {
+                ProbeStyle::Blocking => Probe::Blocking,
+                ProbeStyle::Quick => Probe::Quick,
+            }),
+            // A single wait's probe blocks if WaitOperation works: probe quickly beside it
+            // (one more RPC per client), so that this wait and every later one learn the
+            // verdict after one round trip, however slow the server.
+            (_, Knowledge::Learning { quickly: false }) => Some(Probe::Quick),
+            // A quick probe is out: its verdict decides this wait's RPC (after the delay,
+            // if one is due, when the verdict is usually in).
+            (_, Knowledge::Learning { quickly: true }) if after.is_zero() => {
+                return Decision::AwaitVerdict;
+            }
+            (_, Knowledge::Learning { quickly: true }) => Some(Probe::Quick),
+        };
+        if probe == Some(Probe::Quick) {
+            return self.call(
+                after,
+                Rpc::Wait {
+                    timeout: Duration::ZERO,
+                    probe,
+                },
+                facts,
+            );
+        }
+        let wake = wake_at(after, facts);
+        let left = facts
+            .deadline
+            .map_or(Duration::MAX, |d| d.saturating_duration_since(wake));
+        let before_deadline = left.saturating_sub((left / 10).min(Duration::from_secs(1)));
+        if self.answered
+            && facts.deadline.is_some()
+            && before_deadline < self.min_wait_interval.max(Duration::from_secs(1))
+        {
+            return Decision::IdleUntilDeadline;
+        }
+        let timeout = self.wait_rpc_cap.min(before_deadline);
+        self.call(after, Rpc::Wait { timeout, probe }, facts)
+    }
+
+    fn call(&self, after: Duration, rpc: Rpc, facts: Facts) -> Decision {
+        let after = wake_at(after, facts).saturating_duration_since(facts.now);
+        Decision::Call { after, rpc }
+    }
 }
 
-fn call(after: Duration, rpc: Rpc) -> Decision {
-    Decision::Call { after, rpc }
+/// When a delay of `after` from the decision ends, on the client's grid.
+fn wake_at(after: Duration, facts: Facts) -> Instant {
+    if after.is_zero() {
+        return facts.now;
+    }
+    coalesce::wake_at(facts.epoch, facts.now, after, facts.deadline)
 }
 
 /// The codes a wait rides out: the server or the path is busy, or the quota is spent for
@@ -209,217 +412,4 @@ pub(crate) fn is_transient(code: Code) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backoff::{Backoff, Jitter};
-
-    const S: fn(u64) -> Duration = Duration::from_secs;
-
-    fn options(strategy: WaitStrategy) -> WaitOptions {
-        WaitOptions {
-            strategy,
-            poll_backoff: Backoff::new(S(1), S(30), 2.0).with_jitter(Jitter::Off),
-            fault_backoff: Backoff::new(S(3), S(30), 2.0).with_jitter(Jitter::Off),
-            ..WaitOptions::default()
-        }
-    }
-
-    fn failed(rpc: Rpc, code: Code) -> Event {
-        Event::Failed {
-            rpc,
-            code,
-            retry_delay: None,
-            permanent: false,
-            answered: false,
-        }
-    }
-
-    fn answered(rpc: Rpc, done: bool, quick: bool) -> Event {
-        Event::Answered { rpc, done, quick }
-    }
-
-    fn wait(secs: u64) -> Decision {
-        call(S(secs), Rpc::Wait)
-    }
-
-    fn get(secs: u64) -> Decision {
-        call(S(secs), Rpc::Get)
-    }
-
-    #[test]
-    fn the_decision_table() {
-        use Code::*;
-        use WaitStrategy::*;
-        let unknown = Knowledge::Unknown;
-        let supported = Knowledge::Known(true);
-        let missing = Knowledge::Known(false);
-        // One plan per row: strategy, what is known, the event → the decision.
-        let rows = [
-            (Auto, unknown, Event::Start { fresh: false }, wait(0)),
-            (Auto, missing, Event::Start { fresh: false }, get(0)),
-            (Auto, missing, Event::Start { fresh: true }, get(1)),
-            (Poll, supported, Event::Start { fresh: false }, get(0)),
-            (Wait, missing, Event::Start { fresh: true }, wait(0)),
-            (
-                Auto,
-                supported,
-                answered(Rpc::Wait, true, true),
-                Decision::Finish,
-            ),
-            (
-                Poll,
-                unknown,
-                answered(Rpc::Get, true, false),
-                Decision::Finish,
-            ),
-            (Auto, supported, answered(Rpc::Wait, false, false), wait(0)),
-            (Auto, supported, answered(Rpc::Wait, false, true), wait(1)),
-            (Auto, supported, answered(Rpc::Get, false, false), wait(0)),
-            (Auto, supported, answered(Rpc::Get, false, true), wait(1)),
-            (Auto, missing, answered(Rpc::Get, false, false), get(1)),
-            (Auto, missing, failed(Rpc::Wait, Unimplemented), get(0)),
-            (
-                Wait,
-                unknown,
-                failed(Rpc::Wait, Unimplemented),
-                Decision::Fail,
-            ),
-            (Auto, supported, failed(Rpc::Wait, Unavailable), wait(3)),
-            (Auto, missing, failed(Rpc::Get, ResourceExhausted), get(3)),
-            (Poll, unknown, failed(Rpc::Get, Aborted), get(3)),
-            (Auto, supported, failed(Rpc::Get, NotFound), Decision::Fail),
-            (
-                Auto,
-                supported,
-                failed(Rpc::Get, PermissionDenied),
-                Decision::Fail,
-            ),
-            (
-                Auto,
-                supported,
-                failed(Rpc::Get, Unauthenticated),
-                Decision::Fail,
-            ),
-            (
-                Auto,
-                supported,
-                failed(Rpc::Get, InvalidArgument),
-                Decision::Fail,
-            ),
-            (
-                Auto,
-                supported,
-                Event::Failed {
-                    rpc: Rpc::Wait,
-                    code: Unavailable,
-                    retry_delay: None,
-                    permanent: true,
-                    answered: false,
-                },
-                Decision::Fail,
-            ),
-        ];
-        for (strategy, knowledge, event, expected) in rows {
-            let mut plan = Plan::new(&options(strategy), 5);
-            assert_eq!(
-                plan.decide(event, knowledge),
-                expected,
-                "{strategy:?} {knowledge:?} {event:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_watch_looks_first_then_waits() {
-        let mut plan = Plan::new(&options(WaitStrategy::Auto), 5).looking_first();
-        let supported = Knowledge::Known(true);
-        assert_eq!(
-            plan.decide(Event::Start { fresh: false }, supported),
-            get(0)
-        );
-        assert_eq!(
-            plan.decide(answered(Rpc::Get, false, false), supported),
-            wait(0)
-        );
-    }
-
-    #[test]
-    fn a_retry_info_delay_is_honoured_only_for_codes_that_are_ridden_out() {
-        let mut plan = Plan::new(&options(WaitStrategy::Poll), 5);
-        plan.decide(Event::Start { fresh: true }, Knowledge::Unknown);
-        let quota = Event::Failed {
-            rpc: Rpc::Get,
-            code: Code::ResourceExhausted,
-            retry_delay: Some(S(7)),
-            permanent: false,
-            answered: true,
-        };
-        assert_eq!(plan.decide(quota, Knowledge::Unknown), get(7));
-        let denied = Event::Failed {
-            rpc: Rpc::Get,
-            code: Code::PermissionDenied,
-            retry_delay: Some(S(7)),
-            permanent: false,
-            answered: true,
-        };
-        assert_eq!(plan.decide(denied, Knowledge::Unknown), Decision::Fail);
-    }
-
-    #[test]
-    fn poll_delays_grow_and_fault_delays_start_over_after_an_answer() {
-        let mut plan = Plan::new(&options(WaitStrategy::Poll), 5);
-        let mut next = |event| plan.decide(event, Knowledge::Unknown);
-        assert_eq!(next(Event::Start { fresh: true }), get(1));
-        assert_eq!(next(answered(Rpc::Get, false, false)), get(2));
-        assert_eq!(next(failed(Rpc::Get, Code::Unavailable)), get(3));
-        assert_eq!(next(failed(Rpc::Get, Code::Unavailable)), get(6));
-        assert_eq!(next(answered(Rpc::Get, false, false)), get(4));
-        assert_eq!(next(failed(Rpc::Get, Code::Unavailable)), get(3));
-    }
-
-    #[test]
-    fn a_wait_that_never_had_an_answer_gives_up_after_the_client_attempts() {
-        let mut plan = Plan::new(&options(WaitStrategy::Auto), 3);
-        let mut next = |event| plan.decide(event, Knowledge::Known(true));
-        assert_eq!(next(Event::Start { fresh: false }), wait(0));
-        assert_eq!(next(failed(Rpc::Wait, Code::Unavailable)), wait(3));
-        assert_eq!(next(failed(Rpc::Wait, Code::DeadlineExceeded)), wait(6));
-        assert_eq!(next(failed(Rpc::Wait, Code::Unavailable)), Decision::Fail);
-    }
-
-    #[test]
-    fn answers_that_are_errors_never_end_a_wait_that_had_no_snapshot_yet() {
-        let mut plan = Plan::new(&options(WaitStrategy::Auto), 2);
-        let mut next = |event| plan.decide(event, Knowledge::Known(true));
-        next(Event::Start { fresh: false });
-        let proxy_page = Event::Failed {
-            rpc: Rpc::Wait,
-            code: Code::Unavailable,
-            retry_delay: None,
-            permanent: false,
-            answered: true,
-        };
-        for _ in 0..20 {
-            assert!(matches!(
-                next(proxy_page),
-                Decision::Call { rpc: Rpc::Wait, .. }
-            ));
-        }
-    }
-
-    #[test]
-    fn once_answered_faults_are_ridden_out_for_as_long_as_the_deadline_allows() {
-        let mut plan = Plan::new(&options(WaitStrategy::Auto), 2);
-        let mut next = |event| plan.decide(event, Knowledge::Known(true));
-        next(Event::Start { fresh: false });
-        next(answered(Rpc::Wait, false, false));
-        for _ in 0..50 {
-            assert!(matches!(
-                next(failed(Rpc::Wait, Code::Unavailable)),
-                Decision::Call { rpc: Rpc::Wait, .. }
-            ));
-        }
-        // A Wait outliving its own timeout is "not done yet", not a fault.
-        assert_eq!(next(failed(Rpc::Wait, Code::DeadlineExceeded)), wait(0));
-    }
-}
+mod tests;

@@ -1,61 +1,90 @@
-//! The one loop that executes a wait's [decisions](super::decide): sleep (the only sleep
-//! site), send the RPC the plan chose, turn the answer into the next event.
+//! The one loop that executes a wait's [decisions](super::decide): it asks the plan what
+//! to do, does it (one sleep site; each RPC sent once), and turns what happened into the
+//! next event. It decides nothing itself.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::WaitOptions;
-use super::coalesce;
-use super::decide::{Decision, Event, Plan, Rpc};
-use crate::client::{OperationsClient, RawOperation};
+use super::decide::{Decision, Event, Facts, Plan, Probe, ProbeStyle, Rpc};
+use super::options::{WaitOptions, WaitStrategy};
+use crate::client::{OperationsClient, Outcome, RawOperation};
 use crate::error::{Error, Result};
-use crate::latch::Knowledge;
 use crate::status::Code;
+use crate::transport::LongCall;
 
 /// The in-flight budget a batch of waits shares: GetOperations take one permit each.
 pub(crate) type Budget = Arc<Semaphore>;
+
+/// What kind of wait this is: how it probes, and what it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A wait on its own (`wait_for`, `Operation::wait`): its probe is its own Wait.
+    Single,
+    /// One of a batch started together (`wait_all`, `wait_stream`): its probe asks for an
+    /// answer at once, and the others wait for that verdict.
+    Batch,
+    /// A typed watch (`Operation::watch`): looks with a GetOperation first.
+    Watch,
+    /// One of `watch_each`'s: reports each retry and stall; `batch` if started with others.
+    WatchEach { batch: bool },
+}
+
+impl Mode {
+    fn probe_style(self) -> ProbeStyle {
+        match self {
+            Mode::Batch | Mode::WatchEach { batch: true } => ProbeStyle::Quick,
+            _ => ProbeStyle::Blocking,
+        }
+    }
+
+    fn reports(self) -> bool {
+        matches!(self, Mode::WatchEach { .. })
+    }
+}
 
 /// How [`Waiter::next_answer`] returned.
 pub(crate) enum Progressed {
     /// The server answered; `last` is the answer.
     Answered,
-    /// An RPC failed and the wait goes on after `delay` (only when retries are reported).
-    Retrying { error: Error, delay: Duration },
-    /// The metadata has not changed for `unchanged_for` (only when retries are reported).
-    Stalled { unchanged_for: Duration },
+    /// An RPC failed and the wait goes on after `delay` (only in [`Mode::WatchEach`]).
+    Retrying {
+        error: Error,
+        delay: std::time::Duration,
+    },
+    /// The metadata has not changed for `unchanged_for` (only in [`Mode::WatchEach`]).
+    Stalled { unchanged_for: std::time::Duration },
+}
+
+/// Whether the operation's metadata has been quiet too long, and whether that was said.
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    /// The metadata last changed then.
+    Quiet { since: Instant },
+    /// Said; a change of metadata starts a new watch.
+    Reported,
 }
 
 /// One wait: hands out successively fresher snapshots of one operation.
 pub(crate) struct Waiter {
     client: OperationsClient,
     options: WaitOptions,
+    mode: Mode,
     plan: Plan,
     last: RawOperation,
-    /// Whether `last` came from the server.
-    answered: bool,
     /// What the plan decides on next.
     event: Event,
-    /// The failure a `Fail` decision ends the wait with.
+    /// The last failure, which a `Fail` decision ends the wait with.
     failure: Option<Error>,
+    /// A call decided but not yet made (a retry was reported first): when, and which.
+    planned: Option<(Instant, Rpc)>,
     started: Instant,
     deadline: Option<Instant>,
     rpcs: u32,
     budget: Option<Budget>,
-    /// Whether [`next_answer`](Self::next_answer) returns at each retry, to report it.
-    report_retries: bool,
-    /// A decision taken but not yet carried out (a retry was reported first).
-    planned: Option<(Duration, Rpc)>,
-    /// When the metadata last changed, and whether the stall since was reported.
-    metadata_since: Instant,
-    stall_reported: bool,
-    /// Whether CancelOperation was sent after the deadline.
-    cancelled: bool,
-    /// Whether this wait is one of a batch started together (its probe is then short).
-    in_batch: bool,
+    stall: Stall,
 }
 
 impl Waiter {
@@ -65,42 +94,35 @@ impl Waiter {
         last: RawOperation,
         fresh: bool,
         options: &WaitOptions,
+        mode: Mode,
         budget: Option<Budget>,
     ) -> Self {
         let started = Instant::now();
-        let attempts = client.retry_policy().max_attempts;
+        let policy = client.retry_policy();
+        let mut plan = Plan::new(
+            options,
+            policy.backoff,
+            policy.max_attempts,
+            mode.probe_style(),
+        );
+        if mode == Mode::Watch {
+            plan = plan.looking_first();
+        }
         Waiter {
-            plan: Plan::new(options, attempts),
             client,
             options: options.clone(),
+            mode,
+            plan,
             last,
-            answered: fresh,
             event: Event::Start { fresh },
             failure: None,
+            planned: None,
             started,
             deadline: options.timeout.and_then(|t| started.checked_add(t)),
             rpcs: 0,
             budget,
-            report_retries: false,
-            planned: None,
-            metadata_since: started,
-            stall_reported: false,
-            cancelled: false,
-            in_batch: false,
+            stall: Stall::Quiet { since: started },
         }
-    }
-
-    /// The same wait, one of a batch started together: if it probes WaitOperation support,
-    /// it asks for an answer at once, and the others wait for that verdict.
-    pub(crate) fn in_batch(mut self) -> Self {
-        self.in_batch = true;
-        self
-    }
-
-    /// The same wait, returning from [`next_answer`](Self::next_answer) at each retry.
-    pub(crate) fn reporting_retries(mut self) -> Self {
-        self.report_retries = true;
-        self
     }
 
     pub(crate) fn last(&self) -> &RawOperation {
@@ -113,13 +135,7 @@ impl Waiter {
 
     /// Whether `last` came from the server.
     pub(crate) fn has_answer(&self) -> bool {
-        self.answered
-    }
-
-    /// The same wait, looking with a GetOperation first (for watches).
-    pub(crate) fn looking_first(mut self) -> Self {
-        self.plan = self.plan.looking_first();
-        self
+        self.plan.answered()
     }
 
     /// Waits until the operation is done; the final snapshot is then [`last`](Self::last).
@@ -131,7 +147,7 @@ impl Waiter {
             rpcs = tracing::field::Empty,
         );
         let outcome = async {
-            while !(self.answered && self.last.done) {
+            while !(self.has_answer() && self.last.done) {
                 self.next_answer().await?;
             }
             Ok(())
@@ -145,223 +161,192 @@ impl Waiter {
     /// Runs the loop until the server answers once more (or the wait ends); `last` is then
     /// that answer.
     pub(crate) async fn next_answer(&mut self) -> Result<Progressed> {
-        match self.next_answer_in_time().await {
-            Err(Error::Timeout { .. }) if self.options.cancel_on_timeout && !self.cancelled => {
-                self.cancel_after_timeout().await
-            }
-            other => other,
-        }
-    }
-
-    /// After the deadline: CancelOperation, then one look, each under the client's own
-    /// per-call deadline. Done now: the outcome is reported as an answer; else the timeout,
-    /// with the snapshot after the cancel.
-    async fn cancel_after_timeout(&mut self) -> Result<Progressed> {
-        self.cancelled = true;
-        let name = self.last.name.clone();
-        tracing::info!(operation = %name, "deadline passed: cancelling the operation");
-        self.rpcs = self.rpcs.saturating_add(2);
-        self.client.cancel(&name).await?;
-        let after = self.client.get(&name).await?;
-        let done = after.done;
-        self.last = after;
-        self.answered = true;
-        if done {
-            self.event = Event::Answered {
-                rpc: Rpc::Get,
-                done,
-                quick: false,
-            };
-            return Ok(Progressed::Answered);
-        }
-        Err(self.timeout())
-    }
-
-    async fn next_answer_in_time(&mut self) -> Result<Progressed> {
         if let Some(unchanged_for) = self.stall() {
             return Ok(Progressed::Stalled { unchanged_for });
         }
         loop {
-            let (after, rpc) = match self.planned.take() {
+            let (wake, rpc) = match self.planned.take() {
                 Some(planned) => planned,
                 None => {
-                    let knowledge = self.client.wait_support().knowledge();
-                    match self.plan.decide(self.event, knowledge) {
+                    let now = Instant::now();
+                    let facts = Facts {
+                        probe: self.client.waits().wait_support().knowledge(),
+                        now,
+                        epoch: self.client.waits().epoch(),
+                        deadline: self.deadline,
+                    };
+                    match self.plan.decide(self.event, facts) {
                         Decision::Finish => return Ok(Progressed::Answered),
                         Decision::Fail => return Err(self.take_failure()),
+                        Decision::TimedOut => return Err(self.timeout()),
+                        Decision::CancelThenLook => {
+                            self.event = self.cancel_then_look().await;
+                            continue;
+                        }
+                        Decision::AwaitVerdict => {
+                            let support = self.client.waits().clone();
+                            let verdict = support.wait_support().learnt();
+                            self.event = match self.bounded(verdict).await {
+                                Some(_) => Event::ProbeMoved,
+                                None => Event::DeadlinePassed,
+                            };
+                            continue;
+                        }
+                        Decision::IdleUntilDeadline => {
+                            // Decided only with a deadline: the sleep ends at it.
+                            let deadline = self.deadline.unwrap_or(now);
+                            self.event = self
+                                .sleep_until(deadline)
+                                .await
+                                .unwrap_or(Event::DeadlinePassed);
+                            continue;
+                        }
                         Decision::Call { after, rpc } => {
-                            if self.report_retries
+                            let wake = now + after;
+                            if self.mode.reports()
                                 && let Some(error) = self.failure.take()
                             {
-                                self.planned = Some((after, rpc));
+                                self.planned = Some((wake, rpc));
                                 return Ok(Progressed::Retrying {
                                     error,
                                     delay: after,
                                 });
                             }
-                            (after, rpc)
+                            (wake, rpc)
                         }
                     }
                 }
             };
-            if !after.is_zero() {
-                let wake =
-                    coalesce::wake_at(self.client.epoch(), Instant::now(), after, self.deadline);
-                self.bounded(tokio::time::sleep_until(wake)).await?;
+            self.event = match self.sleep_until(wake).await {
+                Some(deadline_passed) => deadline_passed,
+                None => self.send(rpc).await,
+            };
+            if matches!(self.event, Event::Answered { .. }) {
+                return Ok(Progressed::Answered);
             }
-            if let Some(event) = self.send(rpc).await? {
-                let answered = matches!(event, Event::Answered { .. });
-                self.event = event;
-                if answered {
-                    return Ok(Progressed::Answered);
+        }
+    }
+
+    /// The one sleep: until `wake`, or [`Event::DeadlinePassed`] if the deadline comes
+    /// first (`None` then: slept).
+    async fn sleep_until(&self, wake: Instant) -> Option<Event> {
+        if wake <= Instant::now() {
+            return None;
+        }
+        match self.bounded(tokio::time::sleep_until(wake)).await {
+            Some(()) => None,
+            None => Some(Event::DeadlinePassed),
+        }
+    }
+
+    /// Sends `rpc` once and says what happened.
+    async fn send(&mut self, rpc: Rpc) -> Event {
+        match rpc {
+            Rpc::Get => {
+                let _permit = match &self.budget {
+                    Some(budget) => match self.bounded(budget.clone().acquire_owned()).await {
+                        Some(permit) => permit.ok(),
+                        None => return Event::DeadlinePassed,
+                    },
+                    None => None,
+                };
+                self.rpcs = self.rpcs.saturating_add(1);
+                let client = self.client.clone();
+                let sent = Instant::now();
+                match self.bounded(client.get_once(&self.last.name)).await {
+                    Some(answer) => self.record(rpc, answer, sent),
+                    None => Event::DeadlinePassed,
                 }
             }
-        }
-    }
-
-    /// Sends `rpc` and describes its outcome; `None` when nothing was sent (the client's
-    /// probe settled what the plan assumed: decide again).
-    async fn send(&mut self, rpc: Rpc) -> Result<Option<Event>> {
-        match rpc {
-            Rpc::Get => self.get().await.map(Some),
-            Rpc::Wait => self.wait().await,
-        }
-    }
-
-    async fn get(&mut self) -> Result<Event> {
-        self.get_spaced(false).await
-    }
-
-    /// A GetOperation; `instead_of_wait` when it stands in for a Wait with no slot free.
-    async fn get_spaced(&mut self, instead_of_wait: bool) -> Result<Event> {
-        let _permit = match &self.budget {
-            Some(budget) => Some(self.bounded(budget.clone().acquire_owned()).await?),
-            None => None,
-        };
-        self.rpcs = self.rpcs.saturating_add(1);
-        let client = self.client.clone();
-        let answer = self
-            .bounded(client.get_with(&self.last.name, false))
-            .await?;
-        Ok(self.record(Rpc::Get, answer, instead_of_wait))
-    }
-
-    /// One WaitOperation of `min(time left, cap)`; the client's probe if nothing is known
-    /// yet. Without a free long-call slot
-    /// on the pool, a GetOperation goes instead.
-    async fn wait(&mut self) -> Result<Option<Event>> {
-        let support = self.client.wait_support().clone();
-        let auto = self.options.strategy == super::WaitStrategy::Auto;
-        let knowledge = support.knowledge();
-        let claim = match knowledge {
-            // Learnt since the plan chose this Wait (it was decided before the probe's
-            // verdict): decide again, now knowing.
-            Knowledge::Known(false) if auto => return Ok(None),
-            Knowledge::Known(_) => None,
-            _ if !auto => None,
-            _ => match support.claim(self.in_batch) {
-                Some(claim) => Some(claim),
-                // A single wait's probe is out, which blocks if WaitOperation works: ask for
-                // an answer at once beside it (one more RPC per client), so that this wait
-                // and every later one learn the verdict after one round trip, however slow
-                // the server.
-                None => match support.claim(true) {
-                    Some(claim) => Some(claim),
-                    None => {
-                        // A quick probe is out: its verdict decides this wait's next RPC.
-                        self.bounded(support.learnt()).await?;
-                        return Ok(None);
+            Rpc::Wait { timeout, probe } => {
+                let waits = self.client.waits().clone();
+                let support = waits.wait_support();
+                let claim = match probe {
+                    None => None,
+                    Some(probe) => match support.claim(probe == Probe::Quick) {
+                        Some(claim) => Some(claim),
+                        None => return Event::ProbeMoved,
+                    },
+                };
+                let long_call = match self.options.strategy {
+                    WaitStrategy::Wait => LongCall::Queue,
+                    _ => LongCall::IfFree,
+                };
+                let client = self.client.clone();
+                self.rpcs = self.rpcs.saturating_add(1);
+                let sent = Instant::now();
+                let call = client.wait_once(&self.last.name, timeout, long_call);
+                let answer = match self.bounded(call).await {
+                    None => return Event::DeadlinePassed,
+                    Some(Outcome::NoLongCallSlot) => {
+                        self.rpcs = self.rpcs.saturating_sub(1);
+                        return Event::NoLongCallSlot;
                     }
-                },
-            },
-        };
-        let Some(_slot) = self.long_call_slot().await? else {
-            return self.get_spaced(true).await.map(Some);
-        };
-        let left = self.deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        // A quick probe (a batch's, or one beside a single wait's blocking probe) asks for no
-        // wait at all, so that the verdict (and the first snapshot) comes at once for every
-        // wait waiting for it: one extra RPC per client.
-        let probe_now = claim.as_ref().is_some_and(|claim| claim.quickly());
-        // Asked to answer a little before our own deadline (a tenth of the time left, at
-        // most a second), so that a wait that runs out still holds the latest snapshot.
-        let timeout = if probe_now {
-            Duration::ZERO
-        } else {
-            self.options
-                .wait_rpc_cap
-                .min(left.saturating_sub((left / 10).min(Duration::from_secs(1))))
-        };
-        if !probe_now
-            && self.answered
-            && timeout < self.options.min_wait_interval.max(Duration::from_secs(1))
-        {
-            // Too little time left to learn anything new: wait out the deadline.
-            self.bounded(std::future::pending::<()>()).await?;
+                    Some(Outcome::Answer(answer)) => answer,
+                };
+                match &answer {
+                    Ok(_) => support.settle(true),
+                    Err(err) if err.code() == Some(Code::Unimplemented) => support.settle(false),
+                    Err(_) => {}
+                }
+                drop(claim);
+                self.record(rpc, answer, sent)
+            }
         }
-        self.rpcs = self.rpcs.saturating_add(1);
-        let sent = Instant::now();
-        let client = self.client.clone();
-        let answer = self
-            .bounded(client.wait_operation(&self.last.name, timeout))
-            .await?;
-        match &answer {
-            Ok(_) => support.settle(true),
-            Err(err) if err.code() == Some(Code::Unimplemented) => support.settle(false),
-            Err(_) => {}
-        }
-        drop(claim);
-        // A probe answers at once by design: that is not a server that ignores timeouts.
-        let quick = !probe_now && sent.elapsed() < self.options.min_wait_interval;
-        Ok(Some(self.record(Rpc::Wait, answer, quick)))
     }
 
-    /// A long-call slot of the pool, if the client runs on one: taken only if free in
-    /// `Auto` (`None`: poll this round), queued for when the strategy is `Wait`.
-    async fn long_call_slot(&self) -> Result<Option<Option<OwnedSemaphorePermit>>> {
-        let Some(slots) = self.client.long_call_slots() else {
-            return Ok(Some(None));
+    /// After the deadline: CancelOperation, then one look, each under the client's own
+    /// per-call deadline.
+    async fn cancel_then_look(&mut self) -> Event {
+        let name = self.last.name.clone();
+        tracing::info!(operation = %name, "deadline passed: cancelling the operation");
+        self.rpcs = self.rpcs.saturating_add(2);
+        let sent = Instant::now();
+        let answer = match self.client.cancel(&name).await {
+            Ok(()) => self.client.get(&name).await,
+            Err(err) => Err(err),
         };
-        if self.options.strategy == super::WaitStrategy::Wait {
-            let permit = self.bounded(slots.clone().acquire_owned()).await?;
-            return Ok(permit.ok().map(Some));
-        }
-        Ok(slots.clone().try_acquire_owned().ok().map(Some))
+        self.record(Rpc::Get, answer, sent)
     }
 
     /// A stall to report now: the metadata unchanged for `stall_after`, said once per stall
-    /// (a warning in the log; an item of the stream when retries are reported).
-    fn stall(&mut self) -> Option<Duration> {
+    /// (a warning in the log; an item of the stream in [`Mode::WatchEach`]).
+    fn stall(&mut self) -> Option<std::time::Duration> {
         let limit = self.options.stall_after?;
-        let unchanged_for = self.metadata_since.elapsed();
-        if self.stall_reported || !self.answered || self.last.done || unchanged_for < limit {
+        let Stall::Quiet { since } = self.stall else {
+            return None;
+        };
+        let unchanged_for = since.elapsed();
+        if !self.has_answer() || self.last.done || unchanged_for < limit {
             return None;
         }
-        self.stall_reported = true;
+        self.stall = Stall::Reported;
         tracing::warn!(
             operation = %self.last.name,
             unchanged_for = ?unchanged_for,
             "the operation's metadata has not changed"
         );
-        self.report_retries.then_some(unchanged_for)
+        self.mode.reports().then_some(unchanged_for)
     }
 
     /// Keeps an answer, or the failure, and says what happened.
-    fn record(&mut self, rpc: Rpc, answer: Result<RawOperation>, quick: bool) -> Event {
+    fn record(&mut self, rpc: Rpc, answer: Result<RawOperation>, sent: Instant) -> Event {
         match answer {
             Ok(op) => {
-                if !self.answered || op.metadata != self.last.metadata {
-                    self.metadata_since = Instant::now();
-                    self.stall_reported = false;
+                if !self.has_answer() || op.metadata != self.last.metadata {
+                    self.stall = Stall::Quiet {
+                        since: Instant::now(),
+                    };
                 }
                 tracing::debug!(rpc = rpc.name(), done = op.done, "answered");
                 let done = op.done;
                 self.last = op;
-                self.answered = true;
                 self.failure = None;
-                Event::Answered { rpc, done, quick }
+                Event::Answered {
+                    rpc,
+                    done,
+                    took: sent.elapsed(),
+                }
             }
             Err(err) => {
                 tracing::debug!(rpc = rpc.name(), error = %err, "rpc failed during wait");
@@ -382,20 +367,18 @@ impl Waiter {
         self.failure.take().unwrap_or_else(|| self.timeout())
     }
 
-    /// Runs `future` until the wait's deadline; past it, [`Error::Timeout`].
-    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T> {
+    /// Runs `future` until the wait's deadline; `None` past it.
+    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Option<T> {
         match self.deadline {
-            None => Ok(future.await),
-            Some(deadline) => tokio::time::timeout_at(deadline, future)
-                .await
-                .map_err(|_| self.timeout()),
+            None => Some(future.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         }
     }
 
     fn timeout(&self) -> Error {
         Error::Timeout {
             name: self.last.name.clone(),
-            last: self.answered.then(|| Box::new(self.last.clone())),
+            last: self.has_answer().then(|| Box::new(self.last.clone())),
             elapsed: self.started.elapsed(),
             rpcs: self.rpcs,
         }

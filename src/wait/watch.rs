@@ -7,8 +7,8 @@ use futures_util::StreamExt as _;
 use prost::{Message, Name};
 use tokio::sync::Semaphore;
 
-use super::WaitOptions;
-use super::waiter::{Progressed, Waiter};
+use super::options::WaitOptions;
+use super::waiter::{Mode, Progressed, Waiter};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
 use crate::operation::{Operation, OperationResponse, Snapshot, unseen};
@@ -80,9 +80,9 @@ where
             self.into_raw(),
             fetched,
             &watch_options(options),
+            Mode::Watch,
             None,
-        )
-        .looking_first();
+        );
         let snapshots = snapshots(waiter, !fetched).filter_map(|item| {
             std::future::ready(match item {
                 Ok(Watched::Snapshot(raw)) => Some(Ok(raw)),
@@ -132,17 +132,15 @@ impl OperationsClient {
         let options = watch_options(options);
         let budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
         let names: Vec<String> = names.into_iter().collect();
-        let in_batch = names.len() > 1;
+        let mode = Mode::WatchEach {
+            batch: names.len() > 1,
+        };
         let streams = names.into_iter().map(|name| match unseen(&name) {
             Ok(raw) => {
                 // No GetOperation first: the first WaitOperation is the first look (one RPC
                 // for an operation that finishes within the watch interval).
-                let mut waiter =
-                    Waiter::new(self.clone(), raw, false, &options, Some(budget.clone()))
-                        .reporting_retries();
-                if in_batch {
-                    waiter = waiter.in_batch();
-                }
+                let budget = Some(budget.clone());
+                let waiter = Waiter::new(self.clone(), raw, false, &options, mode, budget);
                 snapshots(waiter, true)
                     .map(move |item| (name.clone(), item))
                     .boxed()

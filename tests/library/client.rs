@@ -519,17 +519,24 @@ async fn connector_layers_see_every_call_and_its_transport_serves_other_generate
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // The same stack under a tonic-generated client, sharing the pool with ours.
-    let (transport, pool) = connector().transport().unwrap();
+    let transport = connector().transport().unwrap();
     let mut generated = Generated::new(transport.clone());
     let answer = generated
         .get_operation(GetOperationRequest { name: OP.into() })
         .await
         .unwrap();
     assert_eq!(answer.into_inner().name, OP);
-    let ours = OperationsClient::from_transport(transport, Some(&pool));
+    let ours = OperationsClient::from_transport(transport);
     ours.get(OP).await.unwrap();
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
-    assert_eq!(pool.connections(), 1);
+    let requests = fake.requests();
+    let [.., generated_call, our_call] = requests.as_slice() else {
+        panic!("three calls were made");
+    };
+    assert_eq!(
+        generated_call.peer, our_call.peer,
+        "one connection under both clients"
+    );
     // Every request carried the auth layer's x-goog-api-client.
     assert!(
         fake.requests()

@@ -81,7 +81,7 @@ async fn a_generated_client_of_another_api_shares_the_transport_and_the_operatio
     use longrunning::transport::Connector;
 
     let fake = FakeServer::start().await.unwrap();
-    let (transport, pool) = Connector::new()
+    let transport = Connector::new()
         .endpoint(fake.endpoint())
         .transport()
         .unwrap();
@@ -91,7 +91,7 @@ async fn a_generated_client_of_another_api_shares_the_transport_and_the_operatio
         .await
         .unwrap()
         .into_inner();
-    let operations = longrunning::OperationsClient::from_transport(transport, Some(&pool));
+    let operations = longrunning::OperationsClient::from_transport(transport);
     let mut op = RecognizeOperation::from_raw(operations, raw);
     let response = op.wait(&WaitOptions::default()).await.unwrap();
     assert_eq!(response.results.len(), 1);

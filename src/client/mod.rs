@@ -92,15 +92,17 @@ impl Connector {
     /// The client, connecting on its first call. Checks everything that can be checked
     /// without the network.
     pub fn connect_lazy(self) -> Result<OperationsClient> {
+        let policy = self.policy().clone();
         let (transport, peer) = self.assembled()?;
-        Ok(OperationsClient::from_parts(transport, peer))
+        Ok(OperationsClient::from_parts(transport, peer).with_retry_policy(policy))
     }
 
     /// The client, connected (one connection is dialled before this returns, so that an
     /// unreachable endpoint or an untrusted certificate is reported now).
     pub async fn connect(self) -> Result<OperationsClient> {
+        let policy = self.policy().clone();
         let (transport, peer) = self.dial().await?;
-        Ok(OperationsClient::from_parts(transport, peer))
+        Ok(OperationsClient::from_parts(transport, peer).with_retry_policy(policy))
     }
 }
 

@@ -1,7 +1,8 @@
 //! An in-process fake of the Operations, Vision ProductSearch and Vision ImageAnnotator
 //! services, for your tests (feature `testing`).
 //!
-//! [`FakeServer`] serves on a random loopback port. Operations it creates follow a
+//! [`FakeServer`] serves on a random loopback port, and in memory to
+//! [`FakeServer::client`]. Operations it creates follow a
 //! [`Script`]: metadata states over time, then a response or an error. Time is tokio's, so
 //! a test with a paused clock (`#[tokio::test(start_paused = true)]`) drives operations to
 //! completion instantly and exactly. Switches make it misbehave the way real servers do:
@@ -17,6 +18,7 @@
 //! | `state` | the operations, switches and records the services share |
 //! | `service` | the three gRPC services, one object |
 //! | `faults` | [`HttpFault`]: answers below gRPC |
+//! | `memory` | in-memory connections, for exact paused-clock tests |
 //! | `proxy` | the layer that gives calls their due fault |
 //!
 //! ```
@@ -34,6 +36,7 @@
 //! ```
 
 mod faults;
+mod memory;
 mod proxy;
 mod script;
 mod server;

@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 
 use super::FakeMethod;
 use super::faults::HttpFault;
+use super::memory::{Accepted, MemoryDoor};
 use super::proxy::FaultLayer;
 use super::script::{Outcome, Script, batch_metadata};
 use super::service::FakeService;
@@ -132,6 +133,7 @@ impl FakeServerBuilder {
             tls: self.tls,
             max_concurrent_streams: self.max_concurrent_streams,
             shared,
+            memory: MemoryDoor::default(),
             running: None,
         };
         server.serve().await?;
@@ -146,6 +148,7 @@ pub struct FakeServer {
     tls: Option<TlsIdentity>,
     max_concurrent_streams: Option<u32>,
     shared: Arc<Shared>,
+    memory: MemoryDoor,
     running: Option<Running>,
 }
 
@@ -197,13 +200,21 @@ impl FakeServer {
         }
     }
 
-    /// A client to it, built as [`Connector`](crate::transport::Connector) builds one:
-    /// pool, response guard, auth layer (no token), on new connections.
+    /// A client to it, built as [`Connector`](crate::transport::Connector) builds one
+    /// (pool, response guard, auth layer, no token), on in-memory connections: with a
+    /// paused clock, no timer fires while a reply is on its way, so timing is exact.
     pub fn client(&self) -> OperationsClient {
-        crate::transport::Connector::new()
-            .endpoint(format!("http://{}", self.addr))
+        self.connector()
             .connect_lazy()
             .unwrap_or_else(|_| OperationsClient::new(self.channel()))
+    }
+
+    /// A [`Connector`](crate::transport::Connector) to it on in-memory connections (see
+    /// [`client`](Self::client)), for other settings: retry policy, pool, layers, rate.
+    pub fn connector(&self) -> crate::transport::Connector {
+        crate::transport::Connector::new()
+            .endpoint(format!("http://{}", self.addr))
+            .dialer(self.memory.dialer())
     }
 
     /// Stops serving, as a crash would: pending calls fail UNAVAILABLE and connections close.
@@ -214,6 +225,7 @@ impl FakeServer {
         };
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.changed.notify_waiters();
+        self.memory.close();
         let _ = running.shutdown.send(());
         let mut task = running.task;
         // Graceful shutdown finishes once clients have seen GOAWAY; a client that holds
@@ -261,7 +273,15 @@ impl FakeServer {
             .add_service(ProductSearchServer::from_arc(service.clone()))
             .add_service(ImageAnnotatorServer::from_arc(service.clone()))
             .add_service(SpeechServer::from_arc(service));
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        use futures_util::StreamExt as _;
+        let tcp = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(|accepted| accepted.map(Accepted::Tcp));
+        let memory = futures_util::stream::unfold(self.memory.open(), |mut door| async move {
+            let accepted = door.recv().await?;
+            Some((Ok::<_, std::io::Error>(accepted), door))
+        });
+        let incoming = futures_util::stream::select(tcp, memory);
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let signal = async {
@@ -471,6 +491,7 @@ impl FakeServer {
 impl Drop for FakeServer {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
+            self.memory.close();
             self.shared.stopping.store(true, Ordering::SeqCst);
             self.shared.changed.notify_waiters();
             let _ = running.shutdown.send(());

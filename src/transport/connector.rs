@@ -41,6 +41,7 @@ use tonic::transport::Endpoint;
 use tower::Layer as _;
 
 use super::auth::AuthLayer;
+use super::dial::Dialer;
 use super::fault::{Fault, FaultKind};
 use super::guard::GuardLayer;
 use super::pool::{ChannelPool, PoolConfig};
@@ -78,6 +79,7 @@ pub struct Connector {
     max_response_bytes: usize,
     layers: Vec<Arc<dyn TransportLayer>>,
     rate_limit: Option<RateLimitLayer>,
+    dialer: Option<Dialer>,
 }
 
 impl fmt::Debug for Connector {
@@ -93,6 +95,7 @@ impl fmt::Debug for Connector {
             .field("ca_certificates", &self.ca_certificates.len())
             .field("allow_plaintext_token", &self.allow_plaintext_token)
             .field("layers", &self.layers.len())
+            .field("dialer", &self.dialer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +130,7 @@ impl Connector {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             layers: Vec::new(),
             rate_limit: None,
+            dialer: None,
         }
     }
 
@@ -204,6 +208,11 @@ impl Connector {
         self
     }
 
+    /// The retry policy the client gets.
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.retry_policy
+    }
+
     /// The largest response message accepted (default: no practical limit, as Google's
     /// Vision clients). A larger one fails the call with `RESOURCE_EXHAUSTED`.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
@@ -235,14 +244,46 @@ impl Connector {
 
     /// The stack, with one connection dialled before it returns (so that an unreachable
     /// endpoint or an untrusted certificate is reported now).
+    /// Opens connections with `dialer` instead of TCP to the endpoint's host: an in-memory
+    /// pipe (as [`FakeServer::client`](crate::testing::FakeServer::client) does), a Unix
+    /// socket, a tunnel. The endpoint URL still names the peer, chooses TLS and is the
+    /// `:authority` of every call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> longrunning::Result<()> {
+    /// use longrunning::transport::{Connector, Dialer};
+    ///
+    /// let (client_end, _server_end) = tokio::io::duplex(64 * 1024);
+    /// let one_pipe = std::sync::Arc::new(std::sync::Mutex::new(Some(client_end)));
+    /// let dialer = Dialer::new(tower::service_fn(move |_uri: http::Uri| {
+    ///     let pipe = one_pipe.lock().unwrap().take();
+    ///     async move { pipe.ok_or("only one connection") }
+    /// }));
+    /// let client = Connector::new()
+    ///     .endpoint("http://in-memory.invalid")
+    ///     .dialer(dialer)
+    ///     .connect_lazy()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dialer(mut self, dialer: Dialer) -> Self {
+        self.dialer = Some(dialer);
+        self
+    }
+
     /// The stack and the peer errors name.
     pub(crate) async fn dial(self) -> Result<(Transport, Arc<str>)> {
         let prepared = self.prepare()?;
-        let channel = prepared
-            .endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_error(&e, &prepared.peer, &prepared.url))?;
+        let connecting = match &self.dialer {
+            Some(dialer) => {
+                prepared
+                    .endpoint
+                    .connect_with_connector(dialer.clone())
+                    .await
+            }
+            None => prepared.endpoint.connect().await,
+        };
+        let channel = connecting.map_err(|e| connect_error(&e, &prepared.peer, &prepared.url))?;
         Ok(self.assemble(prepared, Some(channel)))
     }
 
@@ -267,9 +308,10 @@ impl Connector {
         channel: Option<tonic::transport::Channel>,
     ) -> (Transport, Arc<str>) {
         let peer = prepared.peer.clone();
+        let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, self.dialer.clone());
         let pool = match channel {
-            Some(channel) => ChannelPool::with_connection(prepared.endpoint, self.pool, channel),
-            None => ChannelPool::new(prepared.endpoint, self.pool),
+            Some(channel) => pool.with_connection(channel),
+            None => pool,
         };
         let guarded = tower::ServiceBuilder::new()
             .layer(prepared.auth)

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`connector`] | [`Connector`]: endpoint, TLS, token, quota project, the stack assembled |
 //! | [`pool`] | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
+//! | [`dial`] | [`Dialer`]: connections opened by a service of yours (in-memory, tunnels) |
 //! | [`guard`] | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
 //! | [`fault`] | [`Fault`]: what a transport failure means for a call, classified once |
 //! | [`rate`] | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod connector;
+pub mod dial;
 pub mod fault;
 pub mod guard;
 pub mod pool;
@@ -26,6 +28,7 @@ pub mod token;
 
 pub use auth::AuthLayer;
 pub use connector::Connector;
+pub use dial::Dialer;
 pub use fault::{Fault, FaultKind};
 pub use guard::GuardLayer;
 pub use pool::{ChannelPool, PoolConfig, PooledBody};

@@ -49,6 +49,8 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tower::{Service, ServiceExt as _};
 
+use super::dial::Dialer;
+
 type Body = tonic::body::Body;
 
 /// How big a [`ChannelPool`] may grow.
@@ -125,6 +127,8 @@ pub struct ChannelPool {
 
 struct PoolShared {
     endpoint: Endpoint,
+    /// How connections are opened, when not by tonic's TCP dialling.
+    dialer: Option<Dialer>,
     config: PoolConfig,
     connections: Mutex<Vec<Connection>>,
     /// One permit per stream the pool may carry in all.
@@ -167,6 +171,15 @@ impl ChannelPool {
     /// A pool to `endpoint` (its TLS and timeouts apply to every connection). Connections
     /// are opened when calls need them.
     pub fn new(endpoint: Endpoint, config: PoolConfig) -> Self {
+        Self::with_dialer(endpoint, config, None)
+    }
+
+    /// A pool whose connections `dialer` opens (tonic's TCP dialling if `None`).
+    pub(crate) fn with_dialer(
+        endpoint: Endpoint,
+        config: PoolConfig,
+        dialer: Option<Dialer>,
+    ) -> Self {
         let mut endpoint = endpoint
             .keep_alive_timeout(config.keepalive_timeout)
             .keep_alive_while_idle(false);
@@ -176,6 +189,7 @@ impl ChannelPool {
         ChannelPool {
             shared: Arc::new(PoolShared {
                 endpoint,
+                dialer,
                 config,
                 connections: Mutex::new(Vec::new()),
                 streams: Arc::new(Semaphore::new(config.total_streams())),
@@ -184,11 +198,23 @@ impl ChannelPool {
         }
     }
 
-    /// A pool whose first connection is `channel`, already connected to `endpoint`.
-    pub fn with_connection(endpoint: Endpoint, config: PoolConfig, channel: Channel) -> Self {
-        let pool = Self::new(endpoint, config);
-        pool.lock().push(Connection::new(channel, &config));
-        pool
+    /// The same pool, with `channel` (already connected to the endpoint) as its first
+    /// connection.
+    pub(crate) fn with_connection(self, channel: Channel) -> Self {
+        let config = self.shared.config;
+        self.lock().push(Connection::new(channel, &config));
+        self
+    }
+
+    /// A new connection to the endpoint, opened when first used.
+    fn open(&self) -> Channel {
+        match &self.shared.dialer {
+            Some(dialer) => self
+                .shared
+                .endpoint
+                .connect_with_connector_lazy(dialer.clone()),
+            None => self.shared.endpoint.connect_lazy(),
+        }
     }
 
     /// `host:port` of the endpoint, as errors name it.
@@ -235,10 +261,7 @@ impl ChannelPool {
             Some((i, busy)) if busy < config.streams() => i,
             Some((i, _)) if connections.len() >= config.connections() => i,
             _ => {
-                connections.push(Connection::new(
-                    self.shared.endpoint.connect_lazy(),
-                    &config,
-                ));
+                connections.push(Connection::new(self.open(), &config));
                 tracing::debug!(
                     connections = connections.len(),
                     "opened a pooled connection"

@@ -578,8 +578,8 @@ async fn no_call_waits_on_a_renewal_while_a_valid_token_is_at_hand() {
         delay: Duration::from_secs(1),
         ..CountingSource::new(Some(Duration::from_secs(600)))
     };
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .token_source(source.clone())
         .connect_lazy()
         .unwrap();
@@ -616,8 +616,8 @@ async fn a_renewal_that_brings_the_same_expiry_back_is_not_retried_on_every_call
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
     let fetches = Arc::new(AtomicU32::new(0));
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .token_source(FixedExpirySource {
             fetches: fetches.clone(),
             expires_at: tokio::time::Instant::now() + Duration::from_secs(3600),

@@ -78,13 +78,9 @@ async fn speech_starts_watches_waits_and_decodes_through_the_generic_call() {
 #[tokio::test(start_paused = true)]
 async fn a_generated_client_of_another_api_shares_the_transport_and_the_operation_type() {
     use longrunning::proto::speech::speech_client::SpeechClient;
-    use longrunning::transport::Connector;
 
     let fake = FakeServer::start().await.unwrap();
-    let transport = Connector::new()
-        .endpoint(fake.endpoint())
-        .transport()
-        .unwrap();
+    let transport = fake.connector().transport().unwrap();
     // The generated Speech client answers with the very `Operation` type the waiter takes.
     let raw = SpeechClient::new(transport.clone())
         .long_running_recognize(request())

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
-use longrunning::transport::connector::Connector;
 use longrunning::transport::{ChannelPool, PoolConfig};
 use longrunning::vision::pb;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
@@ -30,8 +29,8 @@ async fn many_more_waits_than_streams_all_complete_without_transport_errors() {
         .start()
         .await
         .unwrap();
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .pool_config(pool(4, 2))
         .connect_lazy()
         .unwrap();
@@ -76,8 +75,8 @@ async fn long_waits_never_starve_short_calls() {
         .start()
         .await
         .unwrap();
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .pool_config(pool(4, 1))
         .connect_lazy()
         .unwrap();
@@ -161,8 +160,8 @@ async fn a_burst_on_a_fresh_pool_never_meets_a_refused_stream() {
     fake.set_latency(Duration::from_millis(50));
     fake.insert_running("operations/x");
     // No retries: any stream the server refused would surface as an error here.
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .pool_config(pool(4, 3))
         .retry_policy(longrunning::RetryPolicy {
             max_attempts: 1,

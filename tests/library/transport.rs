@@ -302,8 +302,8 @@ async fn an_answer_over_the_size_limit_is_resource_exhausted() {
             },
         ),
     );
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .max_response_bytes(1000)
         .connect_lazy()
         .unwrap()
@@ -361,8 +361,8 @@ async fn connections_are_retired_at_their_age_and_a_broken_one_is_replaced() {
     use longrunning::transport::PoolConfig;
     let mut fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .pool_config(PoolConfig {
             max_connection_age: secs(60),
             ..PoolConfig::default()
@@ -431,11 +431,7 @@ fn busiest_second(fake: &FakeServer) -> usize {
 async fn the_rate_limit_holds_on_the_server_s_clock_for_every_call_and_wait() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
-        .max_rps(10.0)
-        .connect_lazy()
-        .unwrap();
+    let client = fake.connector().max_rps(10.0).connect_lazy().unwrap();
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let client = client.clone();
@@ -464,8 +460,8 @@ async fn the_rate_limit_holds_on_the_server_s_clock_for_every_call_and_wait() {
 async fn a_quota_error_slows_the_client_down() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
+    let client = fake
+        .connector()
         .max_rps(10.0)
         .connect_lazy()
         .unwrap()
@@ -492,11 +488,7 @@ async fn a_quota_error_slows_the_client_down() {
 #[tokio::test(start_paused = true)]
 async fn under_steady_quota_errors_the_limit_slows_down_but_never_stalls() {
     let fake = FakeServer::start().await.unwrap();
-    let client = Connector::new()
-        .endpoint(fake.endpoint())
-        .max_rps(10.0)
-        .connect_lazy()
-        .unwrap();
+    let client = fake.connector().max_rps(10.0).connect_lazy().unwrap();
     fake.set_fault_status(longrunning::Status::new(Code::ResourceExhausted, "quota"));
     fake.set_fault_rate(0.3);
     let start = tokio::time::Instant::now();

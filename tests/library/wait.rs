@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use longrunning::proto::rpc;
-use longrunning::testing::{FakeMethod, FakeServer, Outcome, RecordedRequest, Script};
+use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, RecordedRequest, Script};
 use longrunning::vision::{AnnotationState, BatchState, ImageAnnotator, ProductSearch, pb};
 use longrunning::wait::{self, Progress, WaitOptions, WaitStrategy};
 use longrunning::{Backoff, Code, Error, Operation};
@@ -201,6 +201,68 @@ async fn unimplemented_wait_falls_back_to_polling_with_one_probe_per_client() {
         .await
         .unwrap();
     assert_eq!(fake.calls(FakeMethod::WaitOperation), 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_overtaken_by_another_waits_verdict_costs_no_second_delay_nor_an_attempt() {
+    use longrunning::backoff::Jitter;
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_unimplemented(true);
+    fake.insert("operations/b", finishing_after(Duration::from_millis(3500)));
+    fake.insert_running("operations/a");
+    // Two attempts before a first answer, 3 s apart.
+    let client = fake
+        .connector()
+        .retry_policy(longrunning::RetryPolicy {
+            max_attempts: 2,
+            backoff: Backoff::new(secs(3), secs(30), 2.0).with_jitter(Jitter::Off),
+            ..Default::default()
+        })
+        .connect_lazy()
+        .unwrap();
+    let options = WaitOptions {
+        poll_backoff: Backoff::new(secs(1), secs(30), 2.0).with_jitter(Jitter::Off),
+        ..WaitOptions::default()
+    };
+    // B's probe is reset (no answer): B plans its next probe 3 s later.
+    fake.http_fault_next(FakeMethod::WaitOperation, 1, HttpFault::ResetStream);
+    let start = Instant::now();
+    let b = {
+        let (client, options) = (client.clone(), options.clone());
+        tokio::spawn(async move { client.wait_for("operations/b", &options).await })
+    };
+    // Meanwhile A probes and learns that WaitOperation is missing.
+    tokio::time::sleep(secs(1)).await;
+    let a = {
+        let (client, options) = (client.clone(), options.clone());
+        tokio::spawn(async move { client.wait_for("operations/a", &options).await })
+    };
+    // B polls when its delay ends (3 s), not after a second fault delay, and is not given
+    // up as if its overtaken probe had failed twice.
+    let done = b.await.unwrap().expect("one failure of two attempts");
+    assert!(done.done);
+    assert_eq!(start.elapsed(), secs(4), "polls at 3 s, then 4 s");
+    let requests: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "operations/b")
+        .map(|r| (r.method, r.at - start))
+        .collect();
+    // (The reset probe at 0 s never reached the fake's records.)
+    assert_eq!(
+        requests,
+        [
+            (FakeMethod::GetOperation, secs(3)),
+            (FakeMethod::GetOperation, secs(4)),
+        ]
+    );
+    assert_eq!(
+        fake.calls(FakeMethod::WaitOperation),
+        2,
+        "B's reset probe and A's"
+    );
+    a.abort();
     fake.shutdown().await;
 }
 

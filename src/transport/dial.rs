@@ -1,0 +1,63 @@
+//! [`Dialer`]: how the pool opens a connection when it is not tonic's own TCP dialling: any
+//! tower service from the endpoint's URI to a byte stream (an in-memory pipe to a fake, a
+//! Unix socket, a tunnel). TLS, when the endpoint is `https://`, runs inside that stream,
+//! then HTTP/2, as over TCP.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt as _};
+
+/// A byte stream a [`Dialer`] opened.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+type Connection = TokioIo<Box<dyn Stream>>;
+
+/// Opens connections to the endpoint with a tower service of yours (see
+/// [`Connector::dialer`](super::Connector::dialer)). Cheap to clone.
+#[derive(Clone)]
+pub struct Dialer(BoxCloneSyncService<http::Uri, Connection, tower::BoxError>);
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialer { .. }")
+    }
+}
+
+impl Dialer {
+    /// A dialer from a service that opens a byte stream to a URI.
+    pub fn new<D>(dial: D) -> Self
+    where
+        D: Service<http::Uri> + Clone + Send + Sync + 'static,
+        D::Response: Stream,
+        D::Error: Into<tower::BoxError>,
+        D::Future: Send + 'static,
+    {
+        let boxed = dial
+            .map_response(|stream| TokioIo::new(Box::new(stream) as Box<dyn Stream>))
+            .map_err(Into::into);
+        Dialer(BoxCloneSyncService::new(boxed))
+    }
+}
+
+impl Service<http::Uri> for Dialer {
+    type Response = Connection;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, tower::BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        self.0.call(uri)
+    }
+}

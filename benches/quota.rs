@@ -21,7 +21,7 @@ use futures_util::StreamExt as _;
 
 use longrunning::proto::rpc;
 use longrunning::testing::{FakeServer, Outcome, Script};
-use longrunning::transport::connector::Connector;
+use longrunning::transport::Connector;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use longrunning::{Code, ErrorDetail, Operation, OperationsClient, Status};
 use support::{percentiles, runtime};

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
-use longrunning::transport::connector::Connector;
+use longrunning::transport::Connector;
 use longrunning::vision::{ProductSearch, pb};
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, RssSampler, SERVE_ENV, cpu_time, percentiles, rss_kib, runtime};

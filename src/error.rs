@@ -10,7 +10,24 @@ use std::fmt;
 use crate::proto::longrunning::Operation as RawOperation;
 use crate::proto::rpc;
 use crate::status::{Code, Status};
-use crate::transport::FaultKind;
+
+/// What happened below gRPC when a call got no answer from the server: what it means for
+/// the call (see [`Error::Rpc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// The request provably never reached the server: connecting failed, the stream was
+    /// refused (`REFUSED_STREAM`), it was above a GOAWAY's last stream id, or the connection
+    /// closed before it was sent. Safe to retry any call, even one that starts work.
+    Unsent,
+    /// The connection or stream broke after the request may have reached the server (reset,
+    /// HTTP/2 protocol error, TLS stream cut, keepalive timeout). Retried for reads and waits.
+    Interrupted,
+    /// The server's TLS certificate was not accepted. Permanent: never retried.
+    Certificate,
+    /// No answer within the per-call deadline: the request may have reached the server.
+    Silent,
+}
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,22 +2,23 @@
 //! with Google Cloud Vision v1's batch operations typed end to end, and any other API's
 //! operations through the generic start call.
 //!
-//! The modules, in layers: each uses only those above it in this table.
+//! The modules, in layers: each uses only those in its own layer or above it in this
+//! table (`tests/layers.rs` holds the imports to it).
 //!
 //! | layer | module | what it holds |
 //! |---|---|---|
-//! | names, statuses | [`name`] | opaque operation names, best-effort parts |
-//! | | [`any`] | `Any` type names, checks, packing |
-//! | | [`status`] | `google.rpc.Status` with decoded details |
-//! | | [`error`] | the one [`Error`] enum |
-//! | | [`backoff`] | exponential backoff, seedable jitter |
-//! | | `latch` (internal) | a fact learnt once per client, by one caller |
 //! | generated | [`proto`] | the generated code and the embedded descriptor set |
-//! | | [`rpc`] | the table of RPCs, shared by the client and the fake |
-//! | transport | [`transport`] | connector, pool, response guard, faults, retry, auth, tokens |
-//! | client | [`client`] | [`OperationsClient`]: the five RPCs and the generic start call |
-//! | operation | [`operation`] | [`Snapshot`] (pure data) and the [`Operation`] handle |
-//! | waiting | [`wait`] | the waiter: one loop around a pure decision; batches; watches |
+//! | | `rpc` | the table of RPCs, shared by the client and the fake |
+//! | leaves | [`any`] | `Any` type names and checks |
+//! | | [`backoff`] | exponential backoff, seedable jitter |
+//! | | `latch` | a fact learnt once per client, by one caller; what a client's waits share |
+//! | statuses, errors | `status` | [`Status`]: `google.rpc.Status` with decoded details |
+//! | | `error` | the one [`Error`] enum, and [`FaultKind`] |
+//! | names | `name` | [`OperationName`]: opaque operation names, best-effort parts |
+//! | transport | [`transport`] | connector, pool, dialer, response guard, faults, retry, auth, rate, tokens |
+//! | client | `client` | [`OperationsClient`]: the five RPCs and the generic [`StartCall`] |
+//! | operation | `operation` | [`Snapshot`] (pure data) and the [`Operation`] handle |
+//! | waiting | [`wait`] | the waiter: one loop around one pure decision; batches; watches |
 //! | APIs | [`vision`] | Vision v1 start calls returning typed handles |
 //! | rendering | `json` (feature `json`) | proto3 JSON from descriptor sets |
 //! | testing | `testing` (feature `testing`) | the in-process fake server |
@@ -59,19 +60,19 @@
 
 pub mod any;
 pub mod backoff;
-pub mod error;
+mod error;
 mod latch;
-pub mod name;
-pub mod status;
+mod name;
+mod status;
 
 pub mod proto;
-pub mod rpc;
+mod rpc;
 
 pub mod transport;
 
-pub mod client;
+mod client;
 
-pub mod operation;
+mod operation;
 
 pub mod wait;
 
@@ -88,14 +89,14 @@ pub mod testing;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use backoff::Backoff;
-pub use client::{ListOptions, OperationsClient, OperationsPage, RawOperation, StartCall};
-pub use error::{Error, Part, Result};
+pub use client::{
+    ListOptions, OperationsClient, OperationsPage, ROUTING_HEADER, RawOperation, StartCall,
+};
+pub use error::{Error, FaultKind, Part, Result};
 pub use name::OperationName;
-pub use operation::{Operation, OperationResponse, Snapshot};
-pub use status::{Code, ErrorDetail, Status};
-pub use transport::RetryPolicy;
-pub use wait::{Progress, WaitOptions, WaitStrategy};
+pub use operation::{Operation, OperationResponse, Snapshot, unpack};
+pub use status::{Code, ErrorDetail, Status, code_name};
+pub use transport::retry::RetryPolicy;
 
 /// The versions of tonic, prost and prost-types this crate is built with, re-exported so
 /// that generated code and your calls use exactly the same ones.

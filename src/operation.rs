@@ -75,8 +75,7 @@ pub fn unpack<T: Message + Name + Default>(name: &str, part: Part, any: &Any) ->
 /// needs no client.
 ///
 /// ```
-/// use longrunning::operation::Snapshot;
-/// use longrunning::{Error, RawOperation};
+/// use longrunning::{Error, RawOperation, Snapshot};
 ///
 /// let raw = RawOperation { name: "operations/42".into(), done: true, ..Default::default() };
 /// let snapshot: Snapshot<prost_types::Duration, ()> = Snapshot::new(raw);
@@ -300,7 +299,7 @@ impl OperationsClient {
     ///
     /// ```no_run
     /// # async fn run(client: longrunning::OperationsClient) -> longrunning::Result<()> {
-    /// use longrunning::client::StartCall;
+    /// use longrunning::StartCall;
     /// use longrunning::vision::pb;
     ///
     /// let request = pb::PurgeProductsRequest { parent: "projects/p/locations/us-west1".into(), ..Default::default() };

@@ -706,7 +706,7 @@ async fn the_emulator_serves_until_interrupted() {
     // 10 s at speed 50: 200 ms.
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),
-        op.wait(&longrunning::WaitOptions::default()),
+        op.wait(&longrunning::wait::WaitOptions::default()),
     )
     .await
     .unwrap();

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use longrunning::testing::FakeServer;
-use longrunning::transport::connector::Connector;
+use longrunning::transport::Connector;
 use longrunning::transport::{EnvToken, TokenSource};
 
 const OP: &str = "operations/op1";

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use longrunning::testing::{FakeMethod, FakeServer, Outcome, Script};
+use longrunning::transport::Connector;
 use longrunning::transport::StaticToken;
-use longrunning::transport::connector::Connector;
 use longrunning::wait::{WaitOptions, WaitStrategy};
 
 const OP: &str = "projects/p1/locations/us-west1/operations/op1";

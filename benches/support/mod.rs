@@ -9,9 +9,9 @@ use std::time::Duration;
 use longrunning::testing::{FakeMethod, FakeServer};
 
 /// Set in a child process: serve the fake (with `FAKE_STREAMS`, `FAKE_MIN_MS`, `FAKE_SPREAD_MS`).
-pub const SERVE_ENV: &str = "LRO_BENCH_SERVE";
+pub(crate) const SERVE_ENV: &str = "LRO_BENCH_SERVE";
 
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,14 +19,14 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The fake in a child process of this very binary.
-pub struct FakeChild {
+pub(crate) struct FakeChild {
     child: Child,
     pub endpoint: String,
 }
 
 impl FakeChild {
     /// Operations take `min` plus up to `spread`; `streams` per connection if given.
-    pub fn start(min: Duration, spread: Duration, streams: Option<u32>) -> Self {
+    pub(crate) fn start(min: Duration, spread: Duration, streams: Option<u32>) -> Self {
         let exe = std::env::current_exe().expect("own path");
         let mut command = Command::new(exe);
         command
@@ -50,7 +50,7 @@ impl FakeChild {
     }
 
     /// Stops the fake; returns how many Get and Wait calls it served.
-    pub fn stop(mut self) -> (u64, u64) {
+    pub(crate) fn stop(mut self) -> (u64, u64) {
         drop(self.child.stdin.take());
         let mut counts = String::new();
         if let Some(stdout) = self.child.stdout.as_mut() {
@@ -63,7 +63,7 @@ impl FakeChild {
 }
 
 /// The child's side: serve until stdin closes, then print "GETS WAITS".
-pub fn serve_in_child() {
+pub(crate) fn serve_in_child() {
     let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     runtime().block_on(async {
         let mut builder = FakeServer::builder().record_requests(false);
@@ -95,7 +95,7 @@ pub fn serve_in_child() {
 }
 
 /// The process's resident set now (VmRSS), in KiB.
-pub fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -110,13 +110,13 @@ pub fn rss_kib() -> u64 {
 
 /// Samples VmRSS every 20 ms on a thread of its own and keeps the largest value. (VmHWM would
 /// keep an earlier run's peak.)
-pub struct RssSampler {
+pub(crate) struct RssSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<u64>,
 }
 
 impl RssSampler {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -130,14 +130,14 @@ impl RssSampler {
         RssSampler { stop, thread }
     }
 
-    pub fn stop(self) -> u64 {
+    pub(crate) fn stop(self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap_or(0)
     }
 }
 
 /// User + system CPU time of this process so far (from /proc, in 10 ms ticks).
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let ticks = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| {
@@ -151,7 +151,7 @@ pub fn cpu_time() -> Duration {
 }
 
 /// p50, p99 and max of some durations.
-pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
+pub(crate) fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
     values.sort();
     if values.is_empty() {
         return (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -161,12 +161,12 @@ pub fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration, Duration) 
 }
 
 /// The operation the overhead benchmarks fetch.
-pub const OVERHEAD_OP: &str = "projects/p/locations/us-west1/operations/op1";
+pub(crate) const OVERHEAD_OP: &str = "projects/p/locations/us-west1/operations/op1";
 
 /// What both overhead benchmarks compare, on one channel to one in-process fake that holds
 /// [`OVERHEAD_OP`]: the bare tonic-generated client, and `OperationsClient` behind the auth
 /// layer with a static token.
-pub async fn overhead_pair() -> (
+pub(crate) async fn overhead_pair() -> (
     FakeServer,
     longrunning::proto::longrunning::operations_client::OperationsClient<tonic::transport::Channel>,
     longrunning::OperationsClient,

@@ -8,12 +8,14 @@ use tonic::metadata::{AsciiMetadataValue, MetadataKey};
 
 use super::{OperationsClient, ROUTING_HEADER};
 use crate::backoff::Schedule;
+use crate::error::FaultKind;
 use crate::error::{Error, Result};
 use crate::rpc::{Method, method_name};
 use crate::status::{Code, Status};
-use crate::transport::fault::{Fault, FaultKind};
 use crate::transport::retry::{Attempt, Verdict, decide};
-use crate::transport::{LongCall, NoLongCallSlot, RetryPolicy, Transport};
+use crate::transport::{
+    Fault, LongCall, NoLongCallSlot, RetryPolicy, TokenRejected, Transport, carried,
+};
 
 /// How a call ended.
 pub(crate) enum Outcome<T> {
@@ -80,36 +82,52 @@ impl OperationsClient {
                 grpc.unary(tonic_request, path, SmallBuffers::<Req, Resp>::new())
                     .await
             });
-            let (status, fault) = match tokio::time::timeout_at(deadline, sent).await {
-                Ok(Ok(response)) => {
-                    tracing::trace!(method, attempt = number, "rpc succeeded");
-                    return Outcome::Answer(Ok(response.into_inner()));
-                }
-                // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
-                // for the caller it is the same deadline as ours.
-                Ok(Err(status))
-                    if status.code() == Code::Cancelled
-                        && tokio::time::Instant::now() >= deadline =>
-                {
-                    self.silence(timeout)
-                }
-                Ok(Err(status)) => {
-                    if NoLongCallSlot::is(&status) {
-                        return Outcome::NoLongCallSlot;
+            let (status, fault, token_rejected) =
+                match tokio::time::timeout_at(deadline, sent).await {
+                    Ok(Ok(response)) => {
+                        tracing::trace!(method, attempt = number, "rpc succeeded");
+                        return Outcome::Answer(Ok(response.into_inner()));
                     }
-                    if let Some(error) = layer_error(&status) {
-                        return Outcome::Answer(Err(error));
+                    // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
+                    // for the caller it is the same deadline as ours.
+                    Ok(Err(status))
+                        if status.code() == Code::Cancelled
+                            && tokio::time::Instant::now() >= deadline =>
+                    {
+                        self.silence(timeout)
                     }
-                    (Status::from_tonic(&status), Fault::of(&status).cloned())
-                }
-                Err(_) => self.silence(timeout),
-            };
+                    Ok(Err(status)) => {
+                        if carried::<NoLongCallSlot>(&status).is_some() {
+                            return Outcome::NoLongCallSlot;
+                        }
+                        if let Some(error) = layer_error(&status) {
+                            return Outcome::Answer(Err(error));
+                        }
+                        let fault = carried::<Fault>(&status);
+                        if let Some(fault) = fault
+                            && fault.kind() == FaultKind::Certificate
+                        {
+                            // Permanent: never retried.
+                            return Outcome::Answer(Err(Error::Certificate {
+                                peer: fault.peer().to_owned(),
+                                reason: fault.message().to_owned(),
+                            }));
+                        }
+                        (
+                            Status::from_tonic(&status),
+                            fault.map(Fault::kind),
+                            carried::<TokenRejected>(&status).is_some(),
+                        )
+                    }
+                    Err(_) => self.silence(timeout),
+                };
             let attempt = Attempt {
                 number,
                 reauthenticated,
+                token_rejected,
                 by_code: call.retried,
                 status: &status,
-                fault: fault.as_ref().map(Fault::kind),
+                fault,
             };
             let next_backoff = schedule
                 .get_or_insert_with(|| Schedule::new(policy.backoff))
@@ -129,18 +147,10 @@ impl OperationsClient {
                     number += 1;
                 }
                 Verdict::Fail => {
-                    return Outcome::Answer(Err(match fault {
-                        Some(fault) if fault.kind() == FaultKind::Certificate => {
-                            Error::Certificate {
-                                peer: fault.peer().to_owned(),
-                                reason: fault.message().to_owned(),
-                            }
-                        }
-                        other => Error::Rpc {
-                            method,
-                            status,
-                            fault: other.as_ref().map(Fault::kind),
-                        },
+                    return Outcome::Answer(Err(Error::Rpc {
+                        method,
+                        status,
+                        fault,
                     }));
                 }
             }
@@ -150,11 +160,9 @@ impl OperationsClient {
 
 impl OperationsClient {
     /// The failure of a call that had no answer within `timeout`.
-    fn silence(&self, timeout: Duration) -> (Status, Option<Fault>) {
-        let peer = &self.shared.peer;
-        let status = deadline_exceeded(peer, timeout);
-        let fault = Fault::new(FaultKind::Silent, peer, status.message.clone());
-        (status, Some(fault))
+    fn silence(&self, timeout: Duration) -> (Status, Option<FaultKind>, bool) {
+        let status = deadline_exceeded(&self.shared.peer, timeout);
+        (status, Some(FaultKind::Silent), false)
     }
 }
 
@@ -233,21 +241,16 @@ impl Call {
 
 /// A crate error raised by a layer (a token source that failed), if the status carries one.
 fn layer_error(status: &tonic::Status) -> Option<Error> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if let Some(Error::Auth {
+    match carried::<Error>(status)? {
+        Error::Auth {
             source_name,
             message,
-        }) = error.downcast_ref::<Error>()
-        {
-            return Some(Error::Auth {
-                source_name: source_name.clone(),
-                message: message.clone(),
-            });
-        }
-        source = error.source();
+        } => Some(Error::Auth {
+            source_name: source_name.clone(),
+            message: message.clone(),
+        }),
+        _ => None,
     }
-    None
 }
 
 /// The error of a long call refused by the pool, for callers that do not tell it apart.

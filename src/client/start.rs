@@ -14,7 +14,7 @@ use crate::transport::RetryPolicy;
 /// retry policy. The request must answer with a `google.longrunning.Operation`.
 ///
 /// ```
-/// use longrunning::client::StartCall;
+/// use longrunning::StartCall;
 /// use longrunning::RetryPolicy;
 ///
 /// let call = StartCall::new("/google.cloud.speech.v1.Speech/LongRunningRecognize")

@@ -6,9 +6,9 @@
 //! still used by every call while one call fetches its successor, so no call waits on a
 //! refresh while a valid token is at hand. Concurrent callers share one fetch.
 //!
-//! An UNAUTHENTICATED answer drops the cached token and fails the call with a status whose
-//! source is a [`Fault`] of kind [`FaultKind::TokenRejected`]: the client sends it once
-//! more, with a new token, never more.
+//! An UNAUTHENTICATED answer drops the cached token and, if the source can give another,
+//! fails the call with a status whose source is a `TokenRejected` signal: the client sends
+//! it once more, with a new token, never more.
 //!
 //! ```no_run
 //! use longrunning::OperationsClient;
@@ -31,9 +31,10 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
+use tonic::Code;
 use tower::{Layer, Service};
 
-use super::fault::{Fault, FaultKind};
+use super::guard::grpc_status;
 use super::token::{Token, TokenSource};
 use crate::error::{Error, Result};
 
@@ -46,7 +47,6 @@ pub const API_CLIENT: &str = concat!(
 
 const API_CLIENT_HEADER: HeaderName = HeaderName::from_static("x-goog-api-client");
 const USER_PROJECT_HEADER: HeaderName = HeaderName::from_static("x-goog-user-project");
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// After a refresh that brought no later expiry, how long before the next try.
 const REFRESH_RETRY: Duration = Duration::from_secs(30);
@@ -328,17 +328,14 @@ struct Sent {
 
 impl Sent {
     /// On UNAUTHENTICATED, drops the token (the next call fetches a new one) and, if the
-    /// source can give another, fails the call as [`FaultKind::TokenRejected`] so that the
-    /// client sends it once more.
+    /// source can give another, fails the call with [`TokenRejected`] so that the client
+    /// sends it once more.
     fn check(
         self,
         response: http::Response<Body>,
     ) -> Result<http::Response<Body>, tower::BoxError> {
         // A pass over the few response headers, cheaper than a hashed look-up.
-        let unauthenticated = response
-            .headers()
-            .iter()
-            .any(|(name, value)| *name == GRPC_STATUS && value.as_bytes() == b"16");
+        let unauthenticated = grpc_status(response.headers()) == Some(Code::Unauthenticated);
         if !unauthenticated {
             return Ok(response);
         }
@@ -350,11 +347,25 @@ impl Sent {
         let server = tonic::Status::from_header_map(response.headers())
             .map(|status| status.message().to_owned())
             .unwrap_or_default();
-        let peer: Arc<str> = Arc::from("");
-        let fault = Fault::new(FaultKind::TokenRejected, &peer, server);
-        Err(Box::new(fault.into_status()))
+        let mut status = tonic::Status::unauthenticated(server);
+        status.set_source(Arc::new(TokenRejected));
+        Err(Box::new(status))
     }
 }
+
+/// The signal of a call whose token the server rejected and the auth layer dropped: the
+/// client sends the call once more, with a new token. Carried as the source of the
+/// UNAUTHENTICATED status the call fails with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenRejected;
+
+impl fmt::Display for TokenRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the server rejected the access token")
+    }
+}
+
+impl std::error::Error for TokenRejected {}
 
 type BoxedCall =
     Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;

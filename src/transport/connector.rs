@@ -42,13 +42,14 @@ use tower::Layer as _;
 
 use super::auth::AuthLayer;
 use super::dial::Dialer;
-use super::fault::{Fault, FaultKind};
+use super::fault::Fault;
 use super::guard::GuardLayer;
 use super::pool::{ChannelPool, PoolConfig};
 use super::rate::RateLimitLayer;
 use super::retry::RetryPolicy;
 use super::token::TokenSource;
 use super::{Transport, TransportLayer};
+use crate::error::FaultKind;
 use crate::error::{Error, Result};
 
 /// Where Vision (and its operations) are served.

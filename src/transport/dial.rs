@@ -11,12 +11,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
 
-/// A byte stream a [`Dialer`] opened.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// A byte stream a [`Dialer`] opened: anything that reads and writes bytes.
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
-type Connection = TokioIo<Box<dyn Stream>>;
+type Connection = TokioIo<Box<dyn ByteStream>>;
 
 /// Opens connections to the endpoint with a tower service of yours (see
 /// [`Connector::dialer`](super::Connector::dialer)). Cheap to clone.
@@ -34,12 +34,12 @@ impl Dialer {
     pub fn new<D>(dial: D) -> Self
     where
         D: Service<http::Uri> + Clone + Send + Sync + 'static,
-        D::Response: Stream,
+        D::Response: ByteStream,
         D::Error: Into<tower::BoxError>,
         D::Future: Send + 'static,
     {
         let boxed = dial
-            .map_response(|stream| TokioIo::new(Box::new(stream) as Box<dyn Stream>))
+            .map_response(|stream| TokioIo::new(Box::new(stream) as Box<dyn ByteStream>))
             .map_err(Into::into);
         Dialer(BoxCloneSyncService::new(boxed))
     }

@@ -14,25 +14,7 @@ use std::sync::Arc;
 
 use tonic::Code;
 
-/// What a transport failure means for the call that met it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FaultKind {
-    /// The request provably never reached the server: connecting failed, the stream was
-    /// refused (`REFUSED_STREAM`), it was above a GOAWAY's last stream id, or the connection
-    /// closed before it was sent. Safe to retry any call, even one that starts work.
-    Unsent,
-    /// The connection or stream broke after the request may have reached the server (reset,
-    /// HTTP/2 protocol error, TLS stream cut, keepalive timeout). Retried for reads and waits.
-    Interrupted,
-    /// The server's TLS certificate was not accepted. Permanent: never retried.
-    Certificate,
-    /// No answer within the per-call deadline: the request may have reached the server.
-    Silent,
-    /// The server answered UNAUTHENTICATED and the auth layer dropped the token it sent:
-    /// the call is sent once more with a new token, never more.
-    TokenRejected,
-}
+use crate::error::FaultKind;
 
 /// A classified transport failure, carried as the source of the `UNAVAILABLE` status the
 /// call fails with.
@@ -70,21 +52,12 @@ impl Fault {
 
     /// The fault a tonic status carries as its source, if it carries one.
     pub fn of(status: &tonic::Status) -> Option<&Fault> {
-        let mut source: Option<&(dyn StdError + 'static)> = status.source();
-        while let Some(error) = source {
-            if let Some(fault) = error.downcast_ref::<Fault>() {
-                return Some(fault);
-            }
-            source = error.source();
-        }
-        None
+        carried(status)
     }
 
-    /// The status a call fails with (`UNAVAILABLE`, or `UNAUTHENTICATED` for a rejected
-    /// token), with this fault as its source.
+    /// The status a call fails with (`UNAVAILABLE`), with this fault as its source.
     pub(crate) fn into_status(self) -> tonic::Status {
         let code = match self.kind {
-            FaultKind::TokenRejected => Code::Unauthenticated,
             FaultKind::Silent => Code::DeadlineExceeded,
             _ => Code::Unavailable,
         };
@@ -135,6 +108,19 @@ impl fmt::Display for Fault {
 }
 
 impl StdError for Fault {}
+
+/// The `T` in a status's source chain: how the layers signal to the client's call loop
+/// (a [`Fault`], a rejected token, a refused long call, a token source's error).
+pub(crate) fn carried<T: StdError + 'static>(status: &tonic::Status) -> Option<&T> {
+    let mut source: Option<&(dyn StdError + 'static)> = status.source();
+    while let Some(error) = source {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        source = error.source();
+    }
+    None
+}
 
 /// One link of a source chain, if it says enough.
 fn classify_one(error: &(dyn StdError + 'static), peer: &Arc<str>) -> Option<Fault> {

@@ -51,7 +51,9 @@ const DETAILS_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPu
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
-/// Wraps a connection (or pool) in the [response guard](self).
+/// Wraps a connection (or pool) in the response guard: non-gRPC answers, bad status
+/// headers and oversized messages become statuses tonic reads safely, and transport
+/// errors are classified once ([`Fault`]).
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
     peer: Arc<str>,
@@ -198,6 +200,16 @@ fn transport_error(error: tower::BoxError, peer: &Arc<str>) -> tower::BoxError {
         Some(fault) => Box::new(fault.into_status()),
         None => error,
     }
+}
+
+/// The code of a trailers-only answer: its headers' `grpc-status`, if they carry one. A
+/// pass over the few headers an answer has, cheaper than a hashed look-up on every call;
+/// the one scan for it the layers share.
+pub(super) fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .iter()
+        .find(|(name, _)| **name == GRPC_STATUS)
+        .map(|(_, value)| Code::from_bytes(value.as_bytes()))
 }
 
 /// Whether response headers carry a `grpc-status` (a trailers-only answer), and whether

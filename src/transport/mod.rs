@@ -2,42 +2,48 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | [`connector`] | [`Connector`]: endpoint, TLS, token, quota project, the stack assembled |
-//! | [`pool`] | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
-//! | [`dial`] | [`Dialer`]: connections opened by a service of yours (in-memory, tunnels) |
-//! | [`guard`] | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
-//! | [`fault`] | [`Fault`]: what a transport failure means for a call, classified once |
-//! | [`rate`] | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
-//! | [`retry`] | [`RetryPolicy`] and the pure decision the client's call loop executes |
-//! | [`auth`] | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
-//! | [`token`] | token sources: static, environment, command, application default |
+//! | `connector` | [`Connector`]: endpoint, TLS, token, quota project, the stack assembled |
+//! | `pool` | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
+//! | `dial` | [`Dialer`]: connections opened by a service of yours (in-memory, tunnels) |
+//! | `guard` | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
+//! | `fault` | [`Fault`]: what a transport failure means for a call, classified once |
+//! | `rate` | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
+//! | `retry` | [`RetryPolicy`] and the pure decision the client's call loop executes |
+//! | `auth` | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
+//! | `token` | token sources: static, environment, command, application default |
 //!
 //! The stack, top to bottom: tonic's `Grpc` client (in the operations client) → your layers →
 //! the rate limit (if set) →
 //! [`AuthLayer`] → [`GuardLayer`] → [`ChannelPool`] → HTTP/2.
 
-pub mod auth;
-pub mod connector;
-pub mod dial;
-pub mod fault;
-pub mod guard;
-pub mod pool;
-pub mod rate;
-pub mod retry;
-pub mod token;
+mod auth;
+mod connector;
+mod dial;
+mod fault;
+mod guard;
+mod pool;
+mod rate;
+pub(crate) mod retry;
+pub(crate) use retry::RetryPolicy;
+mod token;
 
-pub use auth::AuthLayer;
-pub use connector::Connector;
-pub use dial::Dialer;
-pub use fault::{Fault, FaultKind};
-pub use guard::GuardLayer;
+pub(crate) use auth::TokenRejected;
+pub use auth::{API_CLIENT, AuthFuture, AuthLayer, AuthService};
+pub use connector::{
+    Connector, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, EMULATOR_HOST_ENV, QUOTA_PROJECT_ENV,
+};
+pub use dial::{ByteStream, Dialer};
+pub use fault::Fault;
+pub(crate) use fault::carried;
+pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use pool::{ChannelPool, PoolConfig, PooledBody};
 pub(crate) use pool::{LongCall, NoLongCallSlot};
-pub use rate::RateLimitLayer;
-pub use retry::RetryPolicy;
+pub use rate::{RateLimitLayer, RateLimited};
 #[cfg(feature = "adc")]
 pub use token::ApplicationDefault;
-pub use token::{CommandToken, EnvToken, StaticToken, Token, TokenFuture, TokenSource};
+pub use token::{
+    CommandToken, EnvToken, REFRESH_MARGIN, StaticToken, TOKEN_ENV, Token, TokenFuture, TokenSource,
+};
 
 /// The type-erased stack every call of this crate runs on; cheap to clone. Give it to any
 /// tonic-generated client (`FooClient::new(transport)`) to share the connections.

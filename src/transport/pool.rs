@@ -313,19 +313,6 @@ impl fmt::Display for NoLongCallSlot {
 impl std::error::Error for NoLongCallSlot {}
 
 impl NoLongCallSlot {
-    /// Whether `status` is this refusal.
-    pub(crate) fn is(status: &tonic::Status) -> bool {
-        let mut source: Option<&(dyn std::error::Error + 'static)> =
-            std::error::Error::source(status);
-        while let Some(error) = source {
-            if error.is::<NoLongCallSlot>() {
-                return true;
-            }
-            source = error.source();
-        }
-        false
-    }
-
     fn into_error(self) -> tower::BoxError {
         let mut status = tonic::Status::resource_exhausted(self.to_string());
         status.set_source(Arc::new(self));

@@ -20,13 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::HeaderName;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-type Body = tonic::body::Body;
+use super::guard::grpc_status;
 
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+type Body = tonic::body::Body;
 
 /// How long a lowered rate holds before it is raised again.
 const LOWERED_FOR: Duration = Duration::from_secs(60);
@@ -220,11 +219,7 @@ where
                 }
             };
             let response = inner.call(request).await.map_err(Into::into)?;
-            let exhausted = response
-                .headers()
-                .iter()
-                .any(|(name, value)| *name == GRPC_STATUS && value.as_bytes() == b"8");
-            if exhausted {
+            if grpc_status(response.headers()) == Some(tonic::Code::ResourceExhausted) {
                 limiter.lower(sent);
             }
             Ok(response)

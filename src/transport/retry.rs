@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::backoff::Backoff;
 use crate::status::{Code, Status};
 
-use super::fault::FaultKind;
+use crate::error::FaultKind;
 
 /// How one RPC is timed out and retried.
 ///
@@ -97,6 +97,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) number: u32,
     /// Whether this call was already re-sent with a new token.
     pub(crate) reauthenticated: bool,
+    /// Whether the server rejected the token it carried, and the auth layer dropped it.
+    pub(crate) token_rejected: bool,
     /// Whether the policy's codes apply (false for calls whose caller retries by itself,
     /// such as the waiter's: only a request that never reached the server is sent again,
     /// at once and once, and a rejected token is replaced once).
@@ -115,12 +117,15 @@ pub(crate) fn decide(
     next_backoff: Duration,
 ) -> Verdict {
     let attempts_left = attempt.number < policy.max_attempts.max(1);
+    if attempt.token_rejected {
+        return if attempt.reauthenticated {
+            Verdict::Fail
+        } else {
+            Verdict::Reauthenticate
+        };
+    }
     match attempt.fault {
         Some(FaultKind::Certificate) => return Verdict::Fail,
-        Some(FaultKind::TokenRejected) if !attempt.reauthenticated => {
-            return Verdict::Reauthenticate;
-        }
-        Some(FaultKind::TokenRejected) => return Verdict::Fail,
         // Never reached the server: as safe to send again as the first time. The first
         // retry goes at once (another connection is usually ready, e.g. after a GOAWAY);
         // later ones only for callers that do not retry by themselves (the waiter spaces
@@ -163,6 +168,7 @@ mod tests {
             Attempt {
                 number,
                 reauthenticated,
+                token_rejected: false,
                 by_code: true,
                 status: &status,
                 fault,
@@ -242,22 +248,6 @@ mod tests {
                 Verdict::Retry(MS(700)),
             ),
             (&starts, 3, Unavailable, Some(Unsent), false, Verdict::Fail),
-            (
-                &starts,
-                1,
-                Unauthenticated,
-                Some(TokenRejected),
-                false,
-                Verdict::Reauthenticate,
-            ),
-            (
-                &starts,
-                1,
-                Unauthenticated,
-                Some(TokenRejected),
-                true,
-                Verdict::Fail,
-            ),
             (&reads, 1, Unauthenticated, None, false, Verdict::Fail),
         ];
         for (policy, number, code, fault, reauthenticated, expected) in cases {
@@ -270,12 +260,33 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_token_is_replaced_once_whatever_the_policy() {
+        let status = Status::new(Code::Unauthenticated, "x");
+        for policy in [RetryPolicy::default(), RetryPolicy::vision_start(false)] {
+            let attempt = |reauthenticated| Attempt {
+                number: 1,
+                reauthenticated,
+                token_rejected: true,
+                by_code: true,
+                status: &status,
+                fault: None,
+            };
+            assert_eq!(
+                decide(&policy, attempt(false), MS(700)),
+                Verdict::Reauthenticate
+            );
+            assert_eq!(decide(&policy, attempt(true), MS(700)), Verdict::Fail);
+        }
+    }
+
+    #[test]
     fn a_call_whose_caller_retries_gets_only_the_always_safe_retries() {
         let policy = RetryPolicy::default();
         let status = Status::new(Code::Unavailable, "x");
         let attempt = |fault| Attempt {
             number: 1,
             reauthenticated: false,
+            token_rejected: false,
             by_code: false,
             status: &status,
             fault,
@@ -295,10 +306,11 @@ mod tests {
             ..attempt(Some(FaultKind::Unsent))
         };
         assert_eq!(decide(&policy, second, MS(700)), Verdict::Fail);
-        assert_eq!(
-            decide(&policy, attempt(Some(FaultKind::TokenRejected)), MS(700)),
-            Verdict::Reauthenticate
-        );
+        let rejected = Attempt {
+            token_rejected: true,
+            ..attempt(None)
+        };
+        assert_eq!(decide(&policy, rejected, MS(700)), Verdict::Reauthenticate);
     }
 
     #[test]
@@ -307,6 +319,7 @@ mod tests {
         let asked = Status::new(Code::Unavailable, "busy")
             .with_detail(ErrorDetail::retry_after(Duration::from_secs(3)));
         let attempt = |status| Attempt {
+            token_rejected: false,
             number: 1,
             reauthenticated: false,
             by_code: true,

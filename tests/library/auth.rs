@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use longrunning::testing::{FakeMethod, FakeServer, RecordedRequest};
-use longrunning::transport::connector::Connector;
+use longrunning::transport::Connector;
 use longrunning::transport::{
     AuthLayer, CommandToken, EnvToken, StaticToken, Token, TokenFuture, TokenSource,
 };

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use longrunning::proto::rpc;
 use longrunning::testing::{FakeServer, Outcome, Script};
-use longrunning::transport::connector::Connector;
+use longrunning::transport::Connector;
 use longrunning::vision::pb;
 use longrunning::wait::{self, WaitOptions};
 use longrunning::{Code, Error, Operation};

@@ -363,7 +363,11 @@ async fn an_unreachable_endpoint_is_a_connect_error_or_unavailable() {
         .connect_lazy();
     let client = OperationsClient::new(channel).with_retry_policy(RetryPolicy {
         max_attempts: 2,
-        backoff: longrunning::Backoff::new(Duration::from_millis(1), Duration::from_millis(1), 1.0),
+        backoff: longrunning::backoff::Backoff::new(
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+            1.0,
+        ),
         ..RetryPolicy::default()
     });
     let err = client.get(OP).await.unwrap_err();

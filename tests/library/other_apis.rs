@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use longrunning::client::StartCall;
+use longrunning::StartCall;
 use longrunning::proto::speech;
 use longrunning::testing::{FakeMethod, FakeServer};
 use longrunning::wait::{Progress, WaitOptions, WaitStrategy};

@@ -89,7 +89,7 @@ proptest! {
         let _ = import.result();
         let _ = <() as OperationResponse>::from_response("operations/x", response.as_ref());
         if let Some(any) = &response {
-            let _ = longrunning::operation::unpack::<pb::PurgeProductsRequest>("operations/x", Part::Response, any);
+            let _ = longrunning::unpack::<pb::PurgeProductsRequest>("operations/x", Part::Response, any);
             let _ = longrunning::ErrorDetail::decode(any);
         }
     }

@@ -4,11 +4,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use longrunning::backoff::Backoff;
 use longrunning::proto::rpc;
 use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, RecordedRequest, Script};
 use longrunning::vision::{AnnotationState, BatchState, ImageAnnotator, ProductSearch, pb};
 use longrunning::wait::{self, Progress, WaitOptions, WaitStrategy};
-use longrunning::{Backoff, Code, Error, Operation};
+use longrunning::{Code, Error, Operation};
 use prost::Message;
 use tokio::time::Instant;
 

@@ -9,7 +9,7 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 /// The finished purge exactly as Google's "Getting an operation's status" page shows it.
-pub const DOCUMENTED_PURGE: &str = r#"{
+pub(crate) const DOCUMENTED_PURGE: &str = r#"{
   "name": "locations/location-id/operations/operation-id",
   "metadata": {
     "@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata",
@@ -28,7 +28,7 @@ pub const DOCUMENTED_PURGE: &str = r#"{
   }
 }"#;
 
-pub fn any<T: Message + Name>(message: &T) -> Any {
+pub(crate) fn any<T: Message + Name>(message: &T) -> Any {
     Any {
         type_url: T::type_url(),
         value: message.encode_to_vec(),
@@ -36,7 +36,7 @@ pub fn any<T: Message + Name>(message: &T) -> Any {
 }
 
 /// The documented purge as the server sends it.
-pub fn documented_purge() -> RawOperation {
+pub(crate) fn documented_purge() -> RawOperation {
     RawOperation {
         name: "locations/location-id/operations/operation-id".into(),
         metadata: Some(any(&pb::BatchOperationMetadata {
@@ -66,7 +66,7 @@ pub fn documented_purge() -> RawOperation {
 /// A ListOperations server for the listing tests: every page holds `per_page` new
 /// operations and names `token` (or, if empty, a new token each time) as the next one.
 #[derive(Clone)]
-pub struct Pager {
+pub(crate) struct Pager {
     pub per_page: usize,
     pub repeat_token: Option<&'static str>,
     pub calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -103,7 +103,7 @@ impl longrunning::proto::longrunning::operations_server::Operations for Pager {
 }
 
 /// Serves `pager` on loopback until the returned sender is dropped.
-pub async fn serve_pager(pager: Pager) -> (String, tokio::sync::oneshot::Sender<()>) {
+pub(crate) async fn serve_pager(pager: Pager) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -5,12 +5,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
-use longrunning::transport::connector::DEFAULT_ENDPOINT;
+use longrunning::transport::DEFAULT_ENDPOINT;
 use longrunning::wait::WaitStrategy;
 use longrunning::{Error, OperationName};
 
 /// Vision's locations, the only ones `--location` and `--parent` accept.
-pub const VISION_LOCATIONS: [&str; 4] = ["us-west1", "us-east1", "europe-west1", "asia-east1"];
+pub(crate) const VISION_LOCATIONS: [&str; 4] =
+    ["us-west1", "us-east1", "europe-west1", "asia-east1"];
 
 /// Get, list, wait for, cancel and delete Google Cloud long-running operations over gRPC.
 ///
@@ -18,7 +19,7 @@ pub const VISION_LOCATIONS: [&str; 4] = ["us-west1", "us-east1", "europe-west1",
 /// with an error; 2 bad usage or input; 3 an RPC failed; 4 wait timed out.
 #[derive(Debug, Parser)]
 #[command(name = "lro", version, about, long_about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The service endpoint; http:// for emulators. LRO_EMULATOR_HOST=host:port overrides it.
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, value_name = "URL")]
     pub endpoint: String,
@@ -74,7 +75,7 @@ pub struct Cli {
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Proto3 JSON, as Google's REST API returns it.
     Json,
     /// A short human summary.
@@ -82,7 +83,7 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print an operation.
     Get {
         /// projects/P/locations/L/operations/ID, locations/L/operations/ID, or an ID with --location.
@@ -157,7 +158,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum VisionCommand {
+pub(crate) enum VisionCommand {
     /// ImportProductSets from a CSV in Cloud Storage.
     Import {
         /// projects/P/locations/L
@@ -221,7 +222,7 @@ fn parse_location(location: &str) -> Result<String, String> {
 }
 
 /// Vision's endpoint takes only Vision's locations; other endpoints any.
-pub fn check_location(location: &str, endpoint: &str) -> Result<(), Error> {
+pub(crate) fn check_location(location: &str, endpoint: &str) -> Result<(), Error> {
     let vision = endpoint.contains("vision.googleapis.com");
     if vision && !VISION_LOCATIONS.contains(&location) {
         return Err(Error::InvalidArgument(unknown_location(location)));
@@ -246,7 +247,7 @@ fn unknown_location(location: &str) -> String {
 }
 
 /// A full operation name, or a bare ID expanded with `--location`.
-pub fn operation_name(name: &str, location: Option<&str>) -> Result<String, Error> {
+pub(crate) fn operation_name(name: &str, location: Option<&str>) -> Result<String, Error> {
     if name.contains('/') {
         return Ok(OperationName::parse(name)?.into());
     }
@@ -260,7 +261,7 @@ pub fn operation_name(name: &str, location: Option<&str>) -> Result<String, Erro
 }
 
 /// Checks a Vision parent, `projects/P/locations/L` with a Vision location.
-pub fn check_parent(parent: &str) -> Result<(), Error> {
+pub(crate) fn check_parent(parent: &str) -> Result<(), Error> {
     match parent.split('/').collect::<Vec<_>>().as_slice() {
         ["projects", project, "locations", location] if !project.is_empty() => {
             vision_location(location).map_err(Error::InvalidArgument)
@@ -272,7 +273,7 @@ pub fn check_parent(parent: &str) -> Result<(), Error> {
 }
 
 /// The text of a file, or of stdin for "-".
-pub fn read_input(path: &str) -> Result<String, Error> {
+pub(crate) fn read_input(path: &str) -> Result<String, Error> {
     let text = if path == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -284,7 +285,7 @@ pub fn read_input(path: &str) -> Result<String, Error> {
 /// Operation names from a file: what other `lro` commands print (one JSON operation, one
 /// per line, or a listing's `{"operations": [...]}`), or plain names one per line (blank
 /// lines and `#` comments skipped).
-pub fn names_from_file(path: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn names_from_file(path: &str) -> Result<Vec<String>, Error> {
     let text = read_input(path)?;
     if let Some(names) = names_from_json(&text) {
         return Ok(names);
@@ -327,7 +328,7 @@ fn collect_names(value: &serde_json::Value, names: &mut Vec<String>) -> Option<(
 
 /// A duration such as `90s`, `15m`, `1h30m`, `500ms` or `2d`; a bare number is seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HumanDuration(pub Duration);
+pub(crate) struct HumanDuration(pub Duration);
 
 impl FromStr for HumanDuration {
     type Err = String;
@@ -374,7 +375,7 @@ impl FromStr for HumanDuration {
 
 /// `--strategy auto|wait|poll`.
 #[derive(Debug, Clone, Copy)]
-pub struct StrategyArg(pub WaitStrategy);
+pub(crate) struct StrategyArg(pub WaitStrategy);
 
 impl FromStr for StrategyArg {
     type Err = String;
@@ -391,7 +392,7 @@ impl FromStr for StrategyArg {
 
 /// `--speed X`: a finite number above zero.
 #[derive(Debug, Clone, Copy)]
-pub struct Speed(pub f64);
+pub(crate) struct Speed(pub f64);
 
 impl FromStr for Speed {
     type Err = String;
@@ -408,7 +409,7 @@ impl FromStr for Speed {
 
 /// `--spread S`: seconds, a finite number from 0 up to a day.
 #[derive(Debug, Clone, Copy)]
-pub struct Spread(pub Duration);
+pub(crate) struct Spread(pub Duration);
 
 impl FromStr for Spread {
     type Err = String;

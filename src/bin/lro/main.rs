@@ -17,8 +17,8 @@ use clap::Parser as _;
 use futures_util::StreamExt;
 use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::testing::FakeServer;
-use longrunning::transport::connector::Connector;
-use longrunning::transport::token::TOKEN_ENV;
+use longrunning::transport::Connector;
+use longrunning::transport::TOKEN_ENV;
 use longrunning::transport::{CommandToken, EnvToken, StaticToken};
 use longrunning::vision::pb;
 use longrunning::wait::{WaitOptions, Watched};
@@ -240,7 +240,7 @@ async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
     if let Some(path) = &cli.ca_file {
         connector = connector.ca_file(path)?;
     }
-    let emulated = std::env::var_os(longrunning::transport::connector::EMULATOR_HOST_ENV).is_some();
+    let emulated = std::env::var_os(longrunning::transport::EMULATOR_HOST_ENV).is_some();
     if let Some(token) = &cli.token {
         connector = connector.token_source(StaticToken::new(token));
     } else if let Some(command) = &cli.token_command {

@@ -23,7 +23,7 @@ macro_rules! note {
 pub(crate) use note;
 
 /// Prints results in the chosen format.
-pub struct Printer {
+pub(crate) struct Printer {
     format: OutputFormat,
     /// The first write to stdout that failed.
     failed: RefCell<Option<io::Error>>,
@@ -32,7 +32,7 @@ pub struct Printer {
 }
 
 /// Why stdout could not take the output.
-pub enum OutputFailure {
+pub(crate) enum OutputFailure {
     /// The reader went away (`lro list | head -1`): end quietly.
     Closed,
     /// Anything else (a full disk): an error.
@@ -40,7 +40,7 @@ pub enum OutputFailure {
 }
 
 impl Printer {
-    pub fn new(format: OutputFormat) -> Self {
+    pub(crate) fn new(format: OutputFormat) -> Self {
         Printer {
             format,
             failed: RefCell::new(None),
@@ -49,7 +49,7 @@ impl Printer {
     }
 
     /// What went wrong writing to stdout, if anything.
-    pub fn failure(&self) -> Option<OutputFailure> {
+    pub(crate) fn failure(&self) -> Option<OutputFailure> {
         self.failed.borrow_mut().take().map(|err| {
             if err.kind() == io::ErrorKind::BrokenPipe {
                 OutputFailure::Closed
@@ -60,7 +60,7 @@ impl Printer {
     }
 
     /// Whether stdout still takes output.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.failed.borrow().is_none()
     }
 
@@ -75,12 +75,12 @@ impl Printer {
     }
 
     /// One operation, as the only result of a command.
-    pub fn operation(&self, operation: &RawOperation) {
+    pub(crate) fn operation(&self, operation: &RawOperation) {
         self.final_operation(operation, false);
     }
 
     /// One of possibly several results: several print one JSON document per line.
-    pub fn final_operation(&self, operation: &RawOperation, several: bool) {
+    pub(crate) fn final_operation(&self, operation: &RawOperation, several: bool) {
         match self.format {
             OutputFormat::Json => self.write(&json_text(&operation_to_json(operation), several)),
             OutputFormat::Text => self.write(&format!("{}\n", summary(operation))),
@@ -88,7 +88,7 @@ impl Printer {
     }
 
     /// Starts a listing: `{"operations": [` in JSON.
-    pub fn begin_list(&self) {
+    pub(crate) fn begin_list(&self) {
         *self.listed.borrow_mut() = 0;
         if self.format == OutputFormat::Json {
             self.write("{\n  \"operations\": [");
@@ -96,7 +96,7 @@ impl Printer {
     }
 
     /// One operation of a listing, written as soon as its page arrived.
-    pub fn list_item(&self, operation: &RawOperation) {
+    pub(crate) fn list_item(&self, operation: &RawOperation) {
         let first = *self.listed.borrow() == 0;
         *self.listed.borrow_mut() += 1;
         match self.format {
@@ -117,7 +117,7 @@ impl Printer {
     }
 
     /// Ends a listing, with `nextPageToken` when it stopped early.
-    pub fn end_list(&self, next_page_token: Option<&str>) {
+    pub(crate) fn end_list(&self, next_page_token: Option<&str>) {
         match self.format {
             OutputFormat::Json => {
                 let close = if *self.listed.borrow() == 0 {
@@ -139,7 +139,7 @@ impl Printer {
     }
 
     /// The answer of a call that returns nothing (cancel, delete): `{}` as REST prints it.
-    pub fn empty(&self, text: &str) {
+    pub(crate) fn empty(&self, text: &str) {
         match self.format {
             OutputFormat::Json => self.write("{}\n"),
             OutputFormat::Text => self.write(&format!("{text}\n")),
@@ -147,7 +147,7 @@ impl Printer {
     }
 
     /// A plain line (the emulator's address).
-    pub fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         self.write(&format!("{text}\n"));
     }
 }

@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use longrunning::json::metadata_state;
 use longrunning::{Error, RawOperation};
 
-pub enum Progress {
+pub(crate) enum Progress {
     Quiet,
     /// The last state printed for each operation.
     Lines(HashMap<String, String>),
@@ -17,7 +17,7 @@ pub enum Progress {
 }
 
 impl Progress {
-    pub fn new(quiet: bool, names: &[String]) -> Self {
+    pub(crate) fn new(quiet: bool, names: &[String]) -> Self {
         if quiet {
             return Progress::Quiet;
         }
@@ -42,7 +42,7 @@ impl Progress {
     }
 
     /// A snapshot of a running operation.
-    pub fn update(&mut self, name: &str, operation: &RawOperation) {
+    pub(crate) fn update(&mut self, name: &str, operation: &RawOperation) {
         if matches!(self, Progress::Quiet) {
             return; // nothing shows it: not worth decoding the metadata
         }
@@ -51,7 +51,7 @@ impl Progress {
     }
 
     /// The final snapshot.
-    pub fn finish(&mut self, name: &str, operation: &RawOperation) {
+    pub(crate) fn finish(&mut self, name: &str, operation: &RawOperation) {
         if matches!(self, Progress::Quiet) {
             return;
         }
@@ -60,7 +60,7 @@ impl Progress {
     }
 
     /// An RPC failed and the wait goes on: said every time, after the last state seen.
-    pub fn retrying(&mut self, name: &str, error: &Error) {
+    pub(crate) fn retrying(&mut self, name: &str, error: &Error) {
         let cause = match error {
             Error::Rpc { status, .. } => status.to_string(),
             other => other.to_string(),
@@ -80,7 +80,7 @@ impl Progress {
     }
 
     /// The operation's metadata has not changed for a while: said once per stall.
-    pub fn stalled(&mut self, name: &str, unchanged_for: Duration) {
+    pub(crate) fn stalled(&mut self, name: &str, unchanged_for: Duration) {
         let minutes = unchanged_for.as_secs() / 60;
         let seconds = unchanged_for.as_secs() % 60;
         match self {
@@ -98,7 +98,7 @@ impl Progress {
     }
 
     /// The wait ended with an error.
-    pub fn fail(&mut self, name: &str, error: &Error) {
+    pub(crate) fn fail(&mut self, name: &str, error: &Error) {
         let what = match error {
             Error::Timeout { .. } => "timed out".to_owned(),
             _ => "failed".to_owned(),
@@ -127,7 +127,7 @@ impl Progress {
     }
 
     /// Runs `print` with the bars off the screen, so that its output does not tear them.
-    pub fn suspend<T>(&self, print: impl FnOnce() -> T) -> T {
+    pub(crate) fn suspend<T>(&self, print: impl FnOnce() -> T) -> T {
         match self {
             Progress::Bars(multi, _) => multi.suspend(print),
             _ => print(),
@@ -135,7 +135,7 @@ impl Progress {
     }
 
     /// Takes the bars off the screen.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Progress::Bars(multi, _) = self {
             let _ = multi.clear();
         }

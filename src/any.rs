@@ -1,9 +1,10 @@
-//! `google.protobuf.Any` helpers: the type name in a type URL, type checks, packing.
+//! `google.protobuf.Any` helpers: the type name in a type URL, type checks. (Packing is
+//! prost's `Any::from_msg`.)
 //!
 //! Unpacking with errors that name the operation lives with the typed snapshot
 //! ([`crate::operation::unpack`]); this module knows nothing of operations.
 
-use prost::{Message, Name};
+use prost::Name;
 use prost_types::Any;
 
 /// The full proto type name in a type URL: everything after the last `/`.
@@ -17,8 +18,8 @@ pub fn type_name_of(type_url: &str) -> Option<&str> {
 /// Whether `any` holds a `T`, judged by its type URL (any prefix up to the last `/`).
 ///
 /// ```
-/// use longrunning::any::{is_type, pack};
-/// let any = pack(&prost_types::Duration { seconds: 1, nanos: 0 });
+/// use longrunning::any::is_type;
+/// let any = prost_types::Any::from_msg(&prost_types::Duration { seconds: 1, nanos: 0 }).unwrap();
 /// assert!(is_type::<prost_types::Duration>(&any));
 /// assert!(!is_type::<prost_types::Timestamp>(&any));
 /// let bare = prost_types::Any { type_url: "google.protobuf.Duration".into(), value: vec![] };
@@ -35,12 +36,4 @@ pub fn is_type<T: Name>(any: &Any) -> bool {
     };
     rest.strip_suffix(T::PACKAGE.as_bytes())
         .is_some_and(|prefix| prefix.ends_with(b"/"))
-}
-
-/// `message` packed with the `type.googleapis.com/` type URL Google's servers use.
-pub fn pack<T: Message + Name>(message: &T) -> Any {
-    Any {
-        type_url: format!("type.googleapis.com/{}", T::full_name()),
-        value: message.encode_to_vec(),
-    }
 }

@@ -43,7 +43,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// let status: tonic::Status = err.into();
 /// assert_eq!(status.code(), tonic::Code::InvalidArgument);
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An operation name (or list parent) that cannot be sent.

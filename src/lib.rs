@@ -12,6 +12,7 @@
 //! | leaves | [`any`] | `Any` type names and checks |
 //! | | [`backoff`] | exponential backoff, seedable jitter |
 //! | | `latch` | a fact learnt once per client, by one caller; what a client's waits share |
+//! | | `lock` | a mutex's guard, poisoned or not |
 //! | statuses, errors | `status` | [`Status`]: `google.rpc.Status` with decoded details |
 //! | | `error` | the one [`Error`] enum, and [`FaultKind`] |
 //! | names | `name` | [`OperationName`]: opaque operation names, best-effort parts |
@@ -62,6 +63,7 @@ pub mod any;
 pub mod backoff;
 mod error;
 mod latch;
+mod lock;
 mod name;
 mod status;
 
@@ -90,10 +92,10 @@ pub mod testing;
 pub struct ReadmeDoctests;
 
 pub use client::{
-    ListOptions, OperationsClient, OperationsPage, ROUTING_HEADER, RawOperation, StartCall,
+    ListOptions, OperationsClient, OperationsPage, Pager, ROUTING_HEADER, RawOperation, StartCall,
 };
 pub use error::{Error, FaultKind, Part, Result};
-pub use name::OperationName;
+pub use name::{LocationName, OperationName};
 pub use operation::{Operation, OperationResponse, Snapshot, unpack};
 pub use status::{Code, ErrorDetail, Status, code_name};
 pub use transport::retry::RetryPolicy;

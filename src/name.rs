@@ -206,6 +206,74 @@ impl From<OperationName> for String {
     }
 }
 
+/// A location's name, `projects/{project}/locations/{location}`: the parent of Vision's
+/// product sets and of the operations its start calls begin, as the fake and `lro` check it.
+///
+/// ```
+/// use longrunning::LocationName;
+///
+/// let parent = LocationName::parse("projects/p1/locations/us-west1")?;
+/// assert_eq!((parent.project(), parent.location()), ("p1", "us-west1"));
+/// assert!(LocationName::parse("projects/p1").is_err());
+/// assert!(LocationName::parse("projects/p1/locations/us west").is_err());
+/// # Ok::<(), longrunning::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LocationName {
+    full: String,
+    /// Where the location begins in `full`.
+    location_at: usize,
+}
+
+impl LocationName {
+    /// Checks `projects/P/locations/L`: both parts non-empty single segments, the whole a
+    /// valid name.
+    pub fn parse(text: &str) -> Result<Self> {
+        validate_text(text, "location name")?;
+        let parts = text
+            .strip_prefix("projects/")
+            .and_then(|rest| rest.split_once("/locations/"))
+            .filter(|(project, location)| {
+                !project.is_empty()
+                    && !location.is_empty()
+                    && !project.contains('/')
+                    && !location.contains('/')
+            });
+        match parts {
+            Some((_, location)) => Ok(LocationName {
+                full: text.to_owned(),
+                location_at: text.len() - location.len(),
+            }),
+            None => Err(Error::invalid_name(
+                text,
+                "it is not of the form projects/P/locations/L",
+            )),
+        }
+    }
+
+    /// The project.
+    pub fn project(&self) -> &str {
+        let end = self.location_at - "/locations/".len();
+        &self.full["projects/".len()..end]
+    }
+
+    /// The location.
+    pub fn location(&self) -> &str {
+        &self.full[self.location_at..]
+    }
+
+    /// The whole name.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+impl fmt::Display for LocationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -209,20 +209,21 @@ impl ErrorDetail {
 
     /// The detail packed as an `Any` again.
     pub fn encode(&self) -> Any {
-        use crate::any::pack;
-        match self {
-            ErrorDetail::BadRequest(d) => pack(d),
-            ErrorDetail::ErrorInfo(d) => pack(d),
-            ErrorDetail::RetryInfo(d) => pack(d),
-            ErrorDetail::QuotaFailure(d) => pack(d),
-            ErrorDetail::PreconditionFailure(d) => pack(d),
-            ErrorDetail::ResourceInfo(d) => pack(d),
-            ErrorDetail::RequestInfo(d) => pack(d),
-            ErrorDetail::Help(d) => pack(d),
-            ErrorDetail::LocalizedMessage(d) => pack(d),
-            ErrorDetail::DebugInfo(d) => pack(d),
-            ErrorDetail::Other(any) => any.clone(),
-        }
+        let packed = match self {
+            ErrorDetail::BadRequest(d) => Any::from_msg(d),
+            ErrorDetail::ErrorInfo(d) => Any::from_msg(d),
+            ErrorDetail::RetryInfo(d) => Any::from_msg(d),
+            ErrorDetail::QuotaFailure(d) => Any::from_msg(d),
+            ErrorDetail::PreconditionFailure(d) => Any::from_msg(d),
+            ErrorDetail::ResourceInfo(d) => Any::from_msg(d),
+            ErrorDetail::RequestInfo(d) => Any::from_msg(d),
+            ErrorDetail::Help(d) => Any::from_msg(d),
+            ErrorDetail::LocalizedMessage(d) => Any::from_msg(d),
+            ErrorDetail::DebugInfo(d) => Any::from_msg(d),
+            ErrorDetail::Other(any) => return any.clone(),
+        };
+        // Encoding into a `Vec` never runs out of room: the error cannot happen.
+        packed.unwrap_or_default()
     }
 
     /// A `google.rpc.RetryInfo` asking for `delay`.

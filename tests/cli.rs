@@ -261,7 +261,7 @@ async fn bad_usage_and_bad_input_exit_2() {
         ),
         (
             &["wait", "operations/x", "--strategy", "hope"],
-            "unknown strategy",
+            "possible values: auto, wait, poll",
         ),
         (
             &[
@@ -785,9 +785,16 @@ async fn a_repeated_page_token_ends_the_listing_with_exit_3() {
     let out = run_with(lro(), &["--endpoint", &endpoint, "list", "projects/p"], "").await;
     assert_eq!(out.code, 3, "{}", out.stderr);
     out.assert_one_error_line("repeated the page token");
-    // The page before the repetition is printed, as a whole JSON document; the page that
-    // names its own token again is refused.
-    assert_eq!(out.json()["operations"].as_array().unwrap().len(), 2);
+    // The page before the repetition is printed, and nothing that looks like an end: no
+    // JSON document a script could take for a complete listing. The page that names its
+    // own token again is refused.
+    assert!(out.stdout.contains("operations/p0-1"), "{}", out.stdout);
+    assert!(serde_json::from_str::<serde_json::Value>(&out.stdout).is_err());
+    assert!(
+        !out.stdout.contains(']'),
+        "the listing is not closed: {}",
+        out.stdout
+    );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
@@ -1165,4 +1172,181 @@ async fn descriptor_sets_expand_other_apis_metadata() {
     )
     .await;
     assert_eq!(out.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_prints_nothing_that_looks_like_a_result() {
+    let fake = fake().await;
+    fake.insert_running("projects/p/locations/us-west1/operations/a");
+    fake.fail_next_with(
+        FakeMethod::ListOperations,
+        1,
+        tonic::Status::permission_denied("no"),
+    );
+    let out = run(
+        &fake,
+        &[
+            "list",
+            "projects/p/locations/us-west1",
+            "--filter",
+            "done=false",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stdout, "", "no empty listing for jq to count");
+    out.assert_one_error_line("PERMISSION_DENIED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_endpoint_beats_the_emulator_variable_and_the_variable_says_so() {
+    let fake = fake().await;
+    fake.insert_running("operations/e");
+    let emulator = FakeServer::start().await.unwrap();
+    let with_emulator = |host: String| {
+        let mut command = lro();
+        command.env("LRO_EMULATOR_HOST", host);
+        command
+    };
+    let endpoint = fake.endpoint();
+    let args = ["--endpoint", endpoint.as_str(), "get", "operations/e"];
+    let out = run_with(with_emulator(emulator.addr().to_string()), &args, "").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("LRO_EMULATOR_HOST"), "{}", out.stderr);
+    assert!(out.stderr.contains("is ignored"), "{}", out.stderr);
+    assert_eq!(emulator.total_calls(), 0, "the emulator was not asked");
+    assert_eq!(fake.calls(FakeMethod::GetOperation), 1);
+
+    // In effect, the variable says so, and says that a token given is not sent.
+    let args = ["--token", "t0k3n", "get", "operations/e"];
+    let out = run_with(with_emulator(fake.addr().to_string()), &args, "").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("in effect"), "{}", out.stderr);
+    assert!(out.stderr.contains("not sent"), "{}", out.stderr);
+    assert!(!out.stderr.contains("t0k3n"));
+
+    // Empty is unset: Google's endpoint, with Application Default Credentials (here a
+    // missing credentials file, so nothing leaves the machine), not the emulator path.
+    let mut command = with_emulator(String::new());
+    command.env("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json");
+    let out = run_with(command, &["get", "operations/e"], "").await;
+    assert_ne!(out.code, 0);
+    assert!(!out.stderr.contains("emulator"), "{}", out.stderr);
+    assert!(out.stderr.contains("access token"), "{}", out.stderr);
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_token_resumes_where_limit_stopped() {
+    let fake = fake().await;
+    for i in 0..5 {
+        fake.insert_running(format!("projects/p/locations/us-west1/operations/op{i}"));
+    }
+    let parent = "projects/p/locations/us-west1";
+    let first = run(&fake, &["list", parent, "--limit", "2"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first = first.json();
+    let token = first["nextPageToken"].as_str().expect("a token to resume");
+    let rest = run(&fake, &["list", parent, "--page-token", token]).await;
+    assert_eq!(rest.code, 0, "{}", rest.stderr);
+    let names = |listing: &Value| -> Vec<String> {
+        listing["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| op["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut all = names(&first);
+    all.extend(names(&rest.json()));
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("{parent}/operations/op{i}"))
+        .collect();
+    assert_eq!(all, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_purge_is_read_back_by_its_short_name_as_googles_page_does() {
+    let fake = fake().await;
+    let purge = [
+        "vision",
+        "purge",
+        "--parent",
+        "projects/p/locations/us-west1",
+        "--orphans",
+    ];
+    let started = run(&fake, &purge).await;
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let name = started.json()["name"].as_str().unwrap().to_owned();
+    let id = name.rsplit('/').next().unwrap();
+    let out = run(&fake, &["--location", "us-west1", "get", id]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["name"], name.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_listings_pipe_into_wait_and_vision_wait_names_its_operation_at_once() {
+    let fake = fake().await;
+    fake.set_operation_duration(Duration::from_millis(50));
+    let parent = "projects/p/locations/us-west1";
+    let purge = [
+        "vision",
+        "purge",
+        "--parent",
+        parent,
+        "--orphans",
+        "--wait",
+        "--timeout",
+        "30s",
+    ];
+    let out = run(&fake, &purge).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first_note = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first_note.starts_with("lro: started projects/p/"),
+        "{}",
+        out.stderr
+    );
+
+    let listed = run(&fake, &["--output", "text", "list", parent]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains('\t'));
+    let endpoint = fake.endpoint();
+    let waited = run_with(
+        lro(),
+        &[
+            "--endpoint",
+            &endpoint,
+            "--quiet",
+            "wait",
+            "--from-file",
+            "-",
+        ],
+        &listed.stdout,
+    )
+    .await;
+    assert_eq!(waited.code, 0, "{}", waited.stderr);
+    assert_eq!(waited.json()["done"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_every_exit_code_and_the_global_options_apart() {
+    let out = run_with(lro(), &["--help"], "").await;
+    assert_eq!(out.code, 0);
+    for code in 0..=5 {
+        assert!(
+            out.stdout.contains(&format!("\n  {code}  ")),
+            "{code}: {}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("Global options"), "{}", out.stdout);
+    let wait = run_with(lro(), &["wait", "--help"], "").await;
+    let own = wait.stdout.find("--strategy").unwrap();
+    let global = wait.stdout.find("Global options").unwrap();
+    assert!(
+        own < global,
+        "the command's own options first: {}",
+        wait.stdout
+    );
 }

@@ -287,38 +287,20 @@ pub(super) fn routing_text(key: &str, value: &str) -> String {
     let mut text = String::with_capacity(key.len() + 1 + value.len() + 16);
     text.push_str(key);
     text.push('=');
-    // Names are mostly unreserved characters and `/`: the segments go in whole, and only
-    // the other bytes take the crate's escapes, one at a time.
-    for (index, segment) in value.split('/').enumerate() {
-        if index > 0 {
-            text.push_str("%2F");
-        }
-        if segment.bytes().all(|byte| UNRESERVED[usize::from(byte)]) {
-            text.push_str(segment);
-            continue;
-        }
-        for byte in segment.bytes() {
-            if UNRESERVED[usize::from(byte)] {
-                text.push(char::from(byte));
-            } else {
-                text.push_str(percent_encoding::percent_encode_byte(byte));
-            }
-        }
-    }
+    // The encoder hands out the runs that need no escape whole.
+    text.extend(percent_encoding::utf8_percent_encode(
+        value,
+        ROUTING_ESCAPED,
+    ));
     text
 }
 
-/// RFC 3986's unreserved characters, by byte.
-static UNRESERVED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
-        byte += 1;
-    }
-    table
-};
+/// Everything but RFC 3986's unreserved characters.
+const ROUTING_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// tonic's prost codec with 1 KiB first buffers instead of 8 KiB. tonic allocates one
 /// encode and one decode buffer per call at this size, and grows each to the message's

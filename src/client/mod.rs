@@ -60,6 +60,66 @@ pub struct OperationsPage {
     pub next_page_token: Option<String>,
 }
 
+/// ListOperations page by page ([`OperationsClient::pager`]): the next page when asked
+/// for, with the page size of your choice each time. A page token the server already gave
+/// is an error (the listing would never end), and ends the listing.
+///
+/// ```no_run
+/// # async fn run(client: longrunning::OperationsClient) -> longrunning::Result<()> {
+/// use longrunning::ListOptions;
+///
+/// let mut pager = client.pager("projects/p/locations/us-west1", ListOptions::default());
+/// while let Some(page) = pager.next_page().await {
+///     for op in page?.operations {
+///         println!("{}", op.name);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Pager {
+    client: OperationsClient,
+    parent: String,
+    options: ListOptions,
+    /// Hashes of the tokens seen: a cycle of any length is caught, 8 bytes a page.
+    seen_tokens: std::collections::HashSet<u64>,
+    hasher: std::collections::hash_map::RandomState,
+    finished: bool,
+}
+
+impl Pager {
+    /// The largest page to ask for from the next page on (0 lets the server choose).
+    pub fn set_page_size(&mut self, page_size: i32) {
+        self.options.page_size = page_size;
+    }
+
+    /// The next page; `None` after the last page or an error.
+    pub async fn next_page(&mut self) -> Option<Result<OperationsPage>> {
+        if self.finished {
+            return None;
+        }
+        let page = self.client.list(&self.parent, &self.options).await;
+        let page = page.and_then(|page| match &page.next_page_token {
+            Some(token)
+                if !self
+                    .seen_tokens
+                    .insert(std::hash::BuildHasher::hash_one(&self.hasher, token)) =>
+            {
+                Err(repeated_token(token))
+            }
+            _ => Ok(page),
+        });
+        match &page {
+            Ok(OperationsPage {
+                next_page_token: Some(token),
+                ..
+            }) => self.options.page_token = token.clone(),
+            _ => self.finished = true,
+        }
+        Some(page)
+    }
+}
+
 /// A client of `google.longrunning.Operations`. Cheap to clone; clones share the transport.
 ///
 /// ```no_run
@@ -243,62 +303,49 @@ impl OperationsClient {
         })
     }
 
-    /// ListOperations over every page: a stream of operations that fetches the next page
-    /// when the previous one is used up (one page in memory at a time). The first error
-    /// ends the stream; a page token the server already gave is an error.
+    /// ListOperations page by page, each page asked for when wanted: a [`Pager`].
+    pub fn pager(&self, parent: &str, options: ListOptions) -> Pager {
+        Pager {
+            client: self.clone(),
+            parent: parent.to_owned(),
+            options,
+            seen_tokens: Default::default(),
+            hasher: Default::default(),
+            finished: false,
+        }
+    }
+
+    /// ListOperations page by page: a stream of pages, each fetched when the previous one
+    /// is used up (one page in memory at a time). The first error ends the stream; so does
+    /// a page token the server already gave (an error: the listing would never end).
     ///
-    /// `options.page_token` is where the listing starts (empty for the beginning).
+    /// `options.page_token` is where the listing starts (empty for the beginning); each
+    /// page's `next_page_token` resumes right after it.
+    pub fn pages(
+        &self,
+        parent: &str,
+        options: ListOptions,
+    ) -> impl Stream<Item = Result<OperationsPage>> + Send + 'static + use<> {
+        futures_util::stream::unfold(self.pager(parent, options), |mut pager| async move {
+            let page = pager.next_page().await?;
+            Some((page, pager))
+        })
+    }
+
+    /// ListOperations over every page: a stream of operations ([`pages`](Self::pages),
+    /// flattened). The first error ends the stream.
     pub fn list_all(
         &self,
         parent: &str,
         options: ListOptions,
     ) -> impl Stream<Item = Result<RawOperation>> + Send + 'static + use<> {
-        struct State {
-            client: OperationsClient,
-            parent: String,
-            options: ListOptions,
-            page: std::vec::IntoIter<RawOperation>,
-            seen_tokens: std::collections::HashSet<String>,
-            finished: bool,
-        }
-        let state = State {
-            client: self.clone(),
-            parent: parent.to_owned(),
-            options,
-            page: Vec::new().into_iter(),
-            seen_tokens: Default::default(),
-            finished: false,
-        };
-        futures_util::stream::unfold(state, |mut state| async move {
-            loop {
-                if let Some(op) = state.page.next() {
-                    return Some((Ok(op), state));
-                }
-                if state.finished {
-                    return None;
-                }
-                let page = state.client.list(&state.parent, &state.options).await;
-                let page = page.and_then(|page| match &page.next_page_token {
-                    Some(token) if !state.seen_tokens.insert(token.clone()) => {
-                        Err(repeated_token(token))
-                    }
-                    _ => Ok(page),
-                });
-                match page {
-                    Ok(page) => {
-                        state.page = page.operations.into_iter();
-                        match page.next_page_token {
-                            Some(token) => state.options.page_token = token,
-                            None => state.finished = true,
-                        }
-                    }
-                    Err(err) => {
-                        state.finished = true;
-                        state.page = Vec::new().into_iter();
-                        return Some((Err(err), state));
-                    }
-                }
-            }
+        use futures_util::StreamExt as _;
+        self.pages(parent, options).flat_map(|page| {
+            let items: Vec<Result<RawOperation>> = match page {
+                Ok(page) => page.operations.into_iter().map(Ok).collect(),
+                Err(err) => vec![Err(err)],
+            };
+            futures_util::stream::iter(items)
         })
     }
 

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::any::pack;
 use crate::proto::rpc;
 use crate::proto::vision as pb;
 
@@ -27,7 +26,7 @@ pub enum Outcome {
 impl Outcome {
     /// Done with `message` packed as the response.
     pub fn response<T: Message + Name>(message: &T) -> Self {
-        Outcome::Response(pack(message))
+        Outcome::Response(to_any(message))
     }
 
     /// Done with an error of `code` and `message`.
@@ -86,20 +85,20 @@ impl Script {
 
     /// Shows `metadata` from `offset` after creation on (until a later phase or the end).
     pub fn metadata_from<M: Message + Name>(mut self, offset: Duration, metadata: &M) -> Self {
-        self.phases.push((offset, pack(metadata)));
+        self.phases.push((offset, to_any(metadata)));
         self.phases.sort_by_key(|(offset, _)| *offset);
         self
     }
 
     /// Shows `metadata` once finished.
     pub fn final_metadata<M: Message + Name>(mut self, metadata: &M) -> Self {
-        self.final_metadata = Some(pack(metadata));
+        self.final_metadata = Some(to_any(metadata));
         self
     }
 
     /// Shows `metadata` once cancelled.
     pub fn cancelled_metadata<M: Message + Name>(mut self, metadata: &M) -> Self {
-        self.cancelled_metadata = Some(pack(metadata));
+        self.cancelled_metadata = Some(to_any(metadata));
         self
     }
 
@@ -191,4 +190,10 @@ pub(super) fn speech_script(duration: Duration, outcome: Outcome) -> Script {
         .metadata_from(Duration::ZERO, &at(0, Duration::ZERO))
         .metadata_from(duration / 2, &at(50, duration / 2))
         .final_metadata(&at(100, duration))
+}
+
+/// `message` in an `Any`, with the `type.googleapis.com/` type URL Google's servers use.
+fn to_any<T: Message + Name>(message: &T) -> Any {
+    // Encoding into a `Vec` never runs out of room: the error cannot happen.
+    Any::from_msg(message).unwrap_or_default()
 }

@@ -12,6 +12,7 @@ use super::FakeMethod;
 use super::script::{Outcome, Script, annotation_script, batch_script, speech_script};
 use super::state::{Shared, lock, not_found};
 use crate::client::RawOperation;
+use crate::name::LocationName;
 use crate::proto::longrunning as lro;
 use crate::proto::longrunning::operations_server::Operations;
 use crate::proto::rpc;
@@ -73,12 +74,11 @@ impl FakeService {
 
 /// Checks a `projects/P/locations/L` parent.
 fn check_parent(parent: &str) -> Result<(), Status> {
-    match parent.split('/').collect::<Vec<_>>().as_slice() {
-        ["projects", p, "locations", l] if !p.is_empty() && !l.is_empty() => Ok(()),
-        _ => Err(Status::invalid_argument(format!(
+    LocationName::parse(parent).map(drop).map_err(|_| {
+        Status::invalid_argument(format!(
             "parent {parent:?} is not of the form projects/P/locations/L"
-        ))),
-    }
+        ))
+    })
 }
 
 /// Which operations a ListOperations parent covers: those named `{prefix}operations/…`.
@@ -170,7 +170,8 @@ impl Operations for FakeService {
         let _call = shared
             .enter(FakeMethod::GetOperation, &request, &request.get_ref().name)
             .await?;
-        shared.get(&request.get_ref().name).map(Response::new)
+        let name = shared.resolve(&request.get_ref().name);
+        shared.get(&name).map(Response::new)
     }
 
     async fn delete_operation(
@@ -182,6 +183,7 @@ impl Operations for FakeService {
         let _call = shared
             .enter(FakeMethod::DeleteOperation, &request, name)
             .await?;
+        let name = &shared.resolve(name);
         if shared.lock_operations().remove(name).is_none() {
             return Err(not_found(name));
         }
@@ -198,6 +200,7 @@ impl Operations for FakeService {
         let _call = shared
             .enter(FakeMethod::CancelOperation, &request, name)
             .await?;
+        let name = &shared.resolve(name);
         if !shared.lock_operations().contains_key(name) {
             return Err(not_found(name));
         }
@@ -216,6 +219,7 @@ impl Operations for FakeService {
         let _call = shared
             .enter(FakeMethod::WaitOperation, &request, &name)
             .await?;
+        let name = shared.resolve(&name);
         let (unimplemented, returns_early) = {
             let switches = shared.lock_switches();
             (switches.wait_unimplemented, switches.wait_returns_early)

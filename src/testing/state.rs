@@ -145,12 +145,7 @@ impl FakeOperation {
     }
 }
 
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves plain data; keep serving it.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(super) use crate::lock::lock;
 
 impl Shared {
     pub(super) fn lock_operations(&self) -> MutexGuard<'_, BTreeMap<String, FakeOperation>> {
@@ -241,6 +236,25 @@ impl Shared {
             return Err(Status::unavailable("the fake server is shutting down"));
         }
         Ok(in_flight)
+    }
+
+    /// The name an operation is kept under: `name` itself, or, for Vision's short form
+    /// `locations/L/operations/ID` (what Google's pages read an operation by), the one
+    /// `projects/P/locations/L/operations/ID` its start call returned.
+    pub(super) fn resolve(&self, name: &str) -> String {
+        let short = name.starts_with("locations/") && name.contains("/operations/");
+        let operations = self.lock_operations();
+        if !short || operations.contains_key(name) {
+            return name.to_owned();
+        }
+        let suffix = format!("/{name}");
+        let mut long = operations
+            .keys()
+            .filter(|key| key.starts_with("projects/") && key.ends_with(&suffix));
+        match (long.next(), long.next()) {
+            (Some(key), None) => key.clone(),
+            _ => name.to_owned(),
+        }
     }
 
     pub(super) fn get(&self, name: &str) -> Result<RawOperation, Status> {

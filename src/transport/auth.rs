@@ -97,9 +97,7 @@ struct Current {
 
 impl TokenCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.current)
     }
 
     /// The token for a call right now; `refresh` is true when it is due for renewal.

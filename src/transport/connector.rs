@@ -9,8 +9,9 @@
 //! - Plain `http://` is for emulators. A bearer token is never sent over plaintext to a host
 //!   other than this machine (127.0.0.0/8, `::1`, `localhost`) unless you explicitly allow
 //!   it: [`Error::PlaintextToken`] otherwise.
-//! - `LRO_EMULATOR_HOST=host:port` (read by [`Connector::from_env`]) switches to plaintext
-//!   with no token, the way Google's emulators do, whatever else is configured.
+//! - `LRO_EMULATOR_HOST=host:port` (read by [`Connector::from_env`]; empty is unset)
+//!   switches to plaintext with no token, the way Google's emulators do, unless an endpoint
+//!   is then set explicitly ([`Connector::endpoint`]): explicit beats the environment.
 //! - The quota project comes from [`Connector::quota_project`] or
 //!   `GOOGLE_CLOUD_QUOTA_PROJECT`.
 //!
@@ -135,7 +136,8 @@ impl Connector {
         }
     }
 
-    /// [`new`](Self::new), then `LRO_EMULATOR_HOST` and `GOOGLE_CLOUD_QUOTA_PROJECT` if set.
+    /// [`new`](Self::new), then `LRO_EMULATOR_HOST` and `GOOGLE_CLOUD_QUOTA_PROJECT` if set
+    /// and not blank. A later [`endpoint`](Self::endpoint) replaces the emulator host.
     pub fn from_env() -> Self {
         let non_empty = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Connector {
@@ -145,13 +147,17 @@ impl Connector {
         }
     }
 
-    /// The endpoint URL, `https://…` or (for emulators) `http://…`.
+    /// The endpoint URL, `https://…` or (for emulators) `http://…`. Explicit beats the
+    /// environment: it replaces an emulator host set before (`LRO_EMULATOR_HOST` read by
+    /// [`from_env`](Self::from_env)).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = url.into();
+        self.emulator_host = None;
         self
     }
 
-    /// Talk to an emulator at `host:port`: plaintext, no token.
+    /// Talk to an emulator at `host:port`: plaintext, no token (whatever endpoint was set
+    /// before).
     pub fn emulator_host(mut self, host: impl Into<String>) -> Self {
         self.emulator_host = Some(host.into());
         self
@@ -222,9 +228,9 @@ impl Connector {
     }
 
     /// At most `max_rps` RPCs per second from every client made from this connector (and its
-    /// transport), waits, polls, listings and retries alike; bursts of up to a second's worth
-    /// (at least one call) at once; halved for a while after RESOURCE_EXHAUSTED. See
-    /// [`RateLimitLayer`].
+    /// transport), waits, polls, listings and retries alike; bursts of up to a tenth of a
+    /// second's worth (at least one call, at most 100) at once; halved for a while after
+    /// RESOURCE_EXHAUSTED. See [`RateLimitLayer`].
     pub fn max_rps(mut self, max_rps: f64) -> Self {
         let burst = if max_rps.is_finite() && max_rps >= 1.0 {
             (max_rps.ceil() as u32).min(1000) / 10

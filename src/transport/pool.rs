@@ -239,10 +239,7 @@ impl ChannelPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.shared
-            .connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.shared.connections)
     }
 
     /// The least busy connection with room, opening one if all are full; counts the call

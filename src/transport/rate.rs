@@ -99,9 +99,7 @@ impl RateLimitLayer {
 
 impl Limiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.state)
     }
 
     /// Takes the next slot; returns when the call may go.

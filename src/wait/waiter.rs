@@ -203,8 +203,11 @@ impl Waiter {
                         }
                         Decision::Call { after, rpc } => {
                             let wake = now + after;
+                            // Each failure is reported once, at the retry it was decided
+                            // into; the wait keeps it, to end with it if it comes to that.
                             if self.mode.reports()
-                                && let Some(error) = self.failure.take()
+                                && matches!(self.event, Event::Failed { .. })
+                                && let Some(error) = self.failure.clone()
                             {
                                 self.planned = Some((wake, rpc));
                                 return Ok(Progressed::Retrying {
@@ -284,13 +287,21 @@ impl Waiter {
                     }
                     Some(Outcome::Answer(answer)) => answer,
                 };
+                let missing =
+                    matches!(&answer, Err(err) if err.code() == Some(Code::Unimplemented));
                 match &answer {
                     Ok(_) => support.settle(true),
-                    Err(err) if err.code() == Some(Code::Unimplemented) => support.settle(false),
+                    Err(_) if missing => support.settle(false),
                     Err(_) => {}
                 }
                 drop(claim);
-                self.record(rpc, answer, sent)
+                let event = self.record(rpc, answer, sent);
+                if missing && self.options.strategy == WaitStrategy::Auto {
+                    // Learning that WaitOperation is missing is no failure to report: the
+                    // wait polls from now on.
+                    self.failure = None;
+                }
+                event
             }
         }
     }

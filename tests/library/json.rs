@@ -152,10 +152,11 @@ fn deeply_nested_payloads_render_bounded_with_the_rest_elided() {
 
     // 3,000 Anys, each holding the next, around a Duration: 185 KB that once overflowed the
     // stack of `lro get`.
-    let mut inner = longrunning::any::pack(&prost_types::Duration {
+    let mut inner = prost_types::Any::from_msg(&prost_types::Duration {
         seconds: 1,
         nanos: 0,
-    });
+    })
+    .unwrap();
     for _ in 0..3000 {
         inner = prost_types::Any {
             type_url: "type.googleapis.com/google.protobuf.Any".into(),

@@ -1063,3 +1063,42 @@ async fn a_thousand_separate_waits_on_a_slow_server_send_two_probes_at_most() {
         fake.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_whose_server_cannot_be_reached_fails_as_get_does_whatever_its_timeout() {
+    use longrunning::backoff::Jitter;
+    let mut fake = FakeServer::start().await.unwrap();
+    let client = fake
+        .connector()
+        .retry_policy(longrunning::RetryPolicy {
+            backoff: Backoff::new(Duration::from_millis(500), secs(10), 2.0)
+                .with_jitter(Jitter::Off),
+            ..Default::default()
+        })
+        .connect_lazy()
+        .unwrap();
+    fake.stop().await;
+    let get = client.get(OP).await.unwrap_err();
+    assert_eq!(get.code(), Some(Code::Unavailable), "{get}");
+    // The client's five attempts, 0.5 s, 1 s, 2 s and 4 s apart (the last ending on the
+    // client's 1 s grid: at 8 s), or the deadline if sooner: with the failure either way,
+    // not a timeout (nothing ever answered).
+    for (timeout, gives_up_after) in [
+        (None, secs(8)),
+        (Some(secs(3600)), secs(8)),
+        (Some(secs(2)), secs(2)),
+    ] {
+        let options = WaitOptions {
+            timeout,
+            ..WaitOptions::default()
+        };
+        let start = Instant::now();
+        let err = client.wait_for(OP, &options).await.unwrap_err();
+        assert!(matches!(err, Error::Rpc { .. }), "{timeout:?}: {err}");
+        assert_eq!(
+            err.to_string(),
+            get.to_string().replace("GetOperation", "WaitOperation")
+        );
+        assert_eq!(start.elapsed(), gives_up_after, "{timeout:?}");
+    }
+}

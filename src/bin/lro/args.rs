@@ -5,7 +5,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
-use longrunning::transport::DEFAULT_ENDPOINT;
 use longrunning::wait::WaitStrategy;
 use longrunning::{Error, OperationName};
 
@@ -14,15 +13,14 @@ pub(crate) const VISION_LOCATIONS: [&str; 4] =
     ["us-west1", "us-east1", "europe-west1", "asia-east1"];
 
 /// Get, list, wait for, cancel and delete Google Cloud long-running operations over gRPC.
-///
-/// Exit codes: 0 done with a response (or the command succeeded); 1 the operation finished
-/// with an error; 2 bad usage or input; 3 an RPC failed; 4 wait timed out.
 #[derive(Debug, Parser)]
-#[command(name = "lro", version, about, long_about)]
+#[command(name = "lro", version, about, long_about, after_help = crate::exit::TABLE)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Cli {
-    /// The service endpoint; http:// for emulators. LRO_EMULATOR_HOST=host:port overrides it.
-    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, value_name = "URL")]
-    pub endpoint: String,
+    /// The service endpoint (default `https://vision.googleapis.com`); http:// for emulators.
+    /// Without it, LRO_EMULATOR_HOST=host:port (if set and not empty) chooses an emulator.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
 
     /// An OAuth2 access token (else --token-command, GOOGLE_OAUTH_ACCESS_TOKEN, or
     /// Application Default Credentials for https endpoints).
@@ -100,9 +98,12 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         page_size: Option<u32>,
         /// Stop after N operations or N pages, whichever comes first (then nextPageToken is
-        /// printed to resume). At least 1.
+        /// printed: give it to --page-token to resume). At least 1.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
+        /// Resume a listing where --limit stopped it (its nextPageToken).
+        #[arg(long, value_name = "TOKEN", default_value = "")]
+        page_token: String,
     },
     /// Wait for operations to finish, all at once; print each final operation.
     Wait {
@@ -121,7 +122,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION", default_value = "10m")]
         stall_after: HumanDuration,
         /// WaitOperation with polling fallback, WaitOperation only, or polling only.
-        #[arg(long, default_value = "auto", value_name = "auto|wait|poll")]
+        #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
         strategy: StrategyArg,
     },
     /// Ask the server to cancel an operation (best effort).
@@ -167,9 +168,8 @@ pub(crate) enum VisionCommand {
         /// gs://bucket/file.csv
         #[arg(long)]
         csv_uri: String,
-        /// Wait for it and print the finished operation.
-        #[arg(long)]
-        wait: bool,
+        #[command(flatten)]
+        waiting: VisionWait,
     },
     /// PurgeProducts of a product set, or the orphan products.
     #[command(group(ArgGroup::new("target").required(true).args(["product_set_id", "orphans"])))]
@@ -186,19 +186,44 @@ pub(crate) enum VisionCommand {
         /// Actually delete (without it the server does a dry run).
         #[arg(long)]
         force: bool,
-        /// Wait for it and print the finished operation.
-        #[arg(long)]
-        wait: bool,
+        #[command(flatten)]
+        waiting: VisionWait,
     },
     /// AsyncBatchAnnotateFiles from a request in proto3 JSON.
     AnnotateFiles {
         /// The AsyncBatchAnnotateFilesRequest as JSON ("-" for stdin).
         #[arg(long, value_name = "REQ.json")]
         request_file: String,
-        /// Wait for it and print the finished operation.
-        #[arg(long)]
-        wait: bool,
+        #[command(flatten)]
+        waiting: VisionWait,
     },
+}
+
+/// Whether a `vision` command waits for the operation it starts, and how long.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct VisionWait {
+    /// Wait for it (the name is said on stderr at once) and print the finished operation.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// With --wait: give up after this long (e.g. 90s, 15m, 2h; default 24h).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        requires = "wait"
+    )]
+    pub(crate) timeout: Option<HumanDuration>,
+}
+
+impl VisionCommand {
+    /// Whether and how long to wait.
+    pub(crate) fn waiting(&self) -> &VisionWait {
+        match self {
+            VisionCommand::Import { waiting, .. }
+            | VisionCommand::Purge { waiting, .. }
+            | VisionCommand::AnnotateFiles { waiting, .. } => waiting,
+        }
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -262,14 +287,12 @@ pub(crate) fn operation_name(name: &str, location: Option<&str>) -> Result<Strin
 
 /// Checks a Vision parent, `projects/P/locations/L` with a Vision location.
 pub(crate) fn check_parent(parent: &str) -> Result<(), Error> {
-    match parent.split('/').collect::<Vec<_>>().as_slice() {
-        ["projects", project, "locations", location] if !project.is_empty() => {
-            vision_location(location).map_err(Error::InvalidArgument)
-        }
-        _ => Err(Error::InvalidArgument(format!(
+    let parent = longrunning::LocationName::parse(parent).map_err(|_| {
+        Error::InvalidArgument(format!(
             "--parent {parent:?} is not of the form projects/P/locations/L"
-        ))),
-    }
+        ))
+    })?;
+    vision_location(parent.location()).map_err(Error::InvalidArgument)
 }
 
 /// The text of a file, or of stdin for "-".
@@ -283,17 +306,19 @@ pub(crate) fn read_input(path: &str) -> Result<String, Error> {
 }
 
 /// Operation names from a file: what other `lro` commands print (one JSON operation, one
-/// per line, or a listing's `{"operations": [...]}`), or plain names one per line (blank
-/// lines and `#` comments skipped).
+/// per line, a listing's `{"operations": [...]}`, or `--output text list` lines), or plain
+/// names one per line (blank lines and `#` comments skipped).
 pub(crate) fn names_from_file(path: &str) -> Result<Vec<String>, Error> {
     let text = read_input(path)?;
     if let Some(names) = names_from_json(&text) {
         return Ok(names);
     }
+    // A line's first field: `lro --output text list` prints a name, a tab and its state.
     Ok(text
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_whitespace().next())
         .map(str::to_owned)
         .collect())
 }
@@ -373,19 +398,23 @@ impl FromStr for HumanDuration {
     }
 }
 
-/// `--strategy auto|wait|poll`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StrategyArg(pub WaitStrategy);
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StrategyArg {
+    /// WaitOperation, falling back to polling when the server lacks it.
+    Auto,
+    /// WaitOperation only.
+    Wait,
+    /// GetOperation polling only.
+    Poll,
+}
 
-impl FromStr for StrategyArg {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "auto" => Ok(StrategyArg(WaitStrategy::Auto)),
-            "wait" => Ok(StrategyArg(WaitStrategy::Wait)),
-            "poll" => Ok(StrategyArg(WaitStrategy::Poll)),
-            _ => Err(format!("unknown strategy {text:?}; use auto, wait or poll")),
+impl From<StrategyArg> for WaitStrategy {
+    fn from(strategy: StrategyArg) -> Self {
+        match strategy {
+            StrategyArg::Auto => WaitStrategy::Auto,
+            StrategyArg::Wait => WaitStrategy::Wait,
+            StrategyArg::Poll => WaitStrategy::Poll,
         }
     }
 }
@@ -460,7 +489,7 @@ mod tests {
             "locations/us-west1/operations/bc4e"
         );
         assert!(operation_name("bc4e", None).is_err());
-        let vision = DEFAULT_ENDPOINT;
+        let vision = longrunning::transport::DEFAULT_ENDPOINT;
         let err = check_location("mars-north1", vision).unwrap_err();
         assert!(err.to_string().contains("us-west1, us-east1"), "{err}");
         assert!(check_location("mars-north1", "https://speech.googleapis.com").is_ok());

@@ -1026,7 +1026,7 @@ async fn wait_says_each_retry_on_stderr_and_a_timeout_without_an_answer_prints_n
     let fake = fake().await;
     fake.insert(
         "operations/flaky",
-        Script::finishing_after(Duration::from_secs(2), Outcome::NoResult),
+        Script::finishing_after(Duration::from_millis(500), Outcome::NoResult),
     );
     fake.fail_next(FakeMethod::WaitOperation, 1);
     let out = run(&fake, &["wait", "operations/flaky"]).await;
@@ -1044,7 +1044,7 @@ async fn wait_says_each_retry_on_stderr_and_a_timeout_without_an_answer_prints_n
     }
     let out = run(
         &fake,
-        &["wait", "--timeout", "2s", "--quiet", "operations/silent"],
+        &["wait", "--timeout", "1s", "--quiet", "operations/silent"],
     )
     .await;
     assert_eq!(out.code, 4, "{}", out.stderr);
@@ -1063,9 +1063,9 @@ async fn wait_can_cancel_at_its_timeout_and_says_when_an_operation_stalls() {
             "--strategy",
             "poll",
             "--timeout",
-            "3s",
+            "1500ms",
             "--stall-after",
-            "1s",
+            "300ms",
             "--cancel-on-timeout",
             "operations/stuck",
         ],
@@ -1075,6 +1075,11 @@ async fn wait_can_cancel_at_its_timeout_and_says_when_an_operation_stalls() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.json()["error"]["code"], 1);
     assert_eq!(fake.calls(FakeMethod::CancelOperation), 1);
+    assert!(
+        out.stderr.contains("not done within 1500ms: cancelled"),
+        "the timeout is said beside the cancel: {}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("operations/stuck: PROCESSING (no change for "),

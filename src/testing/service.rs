@@ -270,55 +270,44 @@ impl ProductSearch for FakeService {
         &self,
         request: Request<pb::ImportProductSetsRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        let _call = self
-            .shared
-            .enter(
-                FakeMethod::ImportProductSets,
-                &request,
-                &request.get_ref().parent,
-            )
-            .await?;
-        let request = request.into_inner();
-        check_parent(&request.parent)?;
-        let source = request
-            .input_config
-            .and_then(|config| config.source)
-            .ok_or_else(|| Status::invalid_argument("input_config.gcs_source is required"))?;
-        let pb::import_product_sets_input_config::Source::GcsSource(gcs) = source;
-        if !gcs.csv_file_uri.starts_with("gs://") {
-            return Err(Status::invalid_argument(format!(
-                "csv_file_uri {:?} is not a gs:// URI",
-                gcs.csv_file_uri
-            )));
-        }
-        let response = pb::ImportProductSetsResponse {
-            reference_images: Vec::new(),
-            statuses: vec![rpc::Status::default()],
-        };
-        self.start_operation(&request.parent, batch_script, Outcome::response(&response))
+        let method = FakeMethod::ImportProductSets;
+        self.start(method, request, |request| {
+            check_parent(&request.parent)?;
+            let source = request
+                .input_config
+                .and_then(|config| config.source)
+                .ok_or_else(|| Status::invalid_argument("input_config.gcs_source is required"))?;
+            let pb::import_product_sets_input_config::Source::GcsSource(gcs) = source;
+            if !gcs.csv_file_uri.starts_with("gs://") {
+                return Err(Status::invalid_argument(format!(
+                    "csv_file_uri {:?} is not a gs:// URI",
+                    gcs.csv_file_uri
+                )));
+            }
+            let response = pb::ImportProductSetsResponse {
+                reference_images: Vec::new(),
+                statuses: vec![rpc::Status::default()],
+            };
+            Ok(Start::under(&request.parent, batch_script, &response))
+        })
+        .await
     }
 
     async fn purge_products(
         &self,
         request: Request<pb::PurgeProductsRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        let _call = self
-            .shared
-            .enter(
-                FakeMethod::PurgeProducts,
-                &request,
-                &request.get_ref().parent,
-            )
-            .await?;
-        let request = request.into_inner();
-        check_parent(&request.parent)?;
-        if request.target.is_none() {
-            return Err(Status::invalid_argument(
-                "one of product_set_purge_config or delete_orphan_products is required",
-            ));
-        }
-        // As Google's documentation shows it: the request echoed as the response.
-        self.start_operation(&request.parent, batch_script, Outcome::response(&request))
+        self.start(FakeMethod::PurgeProducts, request, |request| {
+            check_parent(&request.parent)?;
+            if request.target.is_none() {
+                return Err(Status::invalid_argument(
+                    "one of product_set_purge_config or delete_orphan_products is required",
+                ));
+            }
+            // As Google's documentation shows it: the request echoed as the response.
+            Ok(Start::under(&request.parent, batch_script, &request))
+        })
+        .await
     }
 }
 
@@ -328,58 +317,38 @@ impl ImageAnnotator for FakeService {
         &self,
         request: Request<pb::AsyncBatchAnnotateFilesRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        let _call = self
-            .shared
-            .enter(
-                FakeMethod::AsyncBatchAnnotateFiles,
-                &request,
-                &request.get_ref().parent,
-            )
-            .await?;
-        let request = request.into_inner();
-        if request.requests.is_empty() {
-            return Err(Status::invalid_argument("requests must not be empty"));
-        }
-        let response = pb::AsyncBatchAnnotateFilesResponse {
-            responses: request
-                .requests
-                .iter()
-                .map(|file| pb::AsyncAnnotateFileResponse {
-                    output_config: file.output_config.clone(),
-                })
-                .collect(),
-        };
-        self.start_operation(
-            &request.parent,
-            annotation_script,
-            Outcome::response(&response),
-        )
+        self.start(FakeMethod::AsyncBatchAnnotateFiles, request, |request| {
+            if request.requests.is_empty() {
+                return Err(Status::invalid_argument("requests must not be empty"));
+            }
+            let response = pb::AsyncBatchAnnotateFilesResponse {
+                responses: request
+                    .requests
+                    .iter()
+                    .map(|file| pb::AsyncAnnotateFileResponse {
+                        output_config: file.output_config.clone(),
+                    })
+                    .collect(),
+            };
+            Ok(Start::under(&request.parent, annotation_script, &response))
+        })
+        .await
     }
 
     async fn async_batch_annotate_images(
         &self,
         request: Request<pb::AsyncBatchAnnotateImagesRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        let _call = self
-            .shared
-            .enter(
-                FakeMethod::AsyncBatchAnnotateImages,
-                &request,
-                &request.get_ref().parent,
-            )
-            .await?;
-        let request = request.into_inner();
-        if request.requests.is_empty() {
-            return Err(Status::invalid_argument("requests must not be empty"));
-        }
-        let response = pb::AsyncBatchAnnotateImagesResponse {
-            output_config: request.output_config.clone(),
-        };
-        self.start_operation(
-            &request.parent,
-            annotation_script,
-            Outcome::response(&response),
-        )
+        self.start(FakeMethod::AsyncBatchAnnotateImages, request, |request| {
+            if request.requests.is_empty() {
+                return Err(Status::invalid_argument("requests must not be empty"));
+            }
+            let response = pb::AsyncBatchAnnotateImagesResponse {
+                output_config: request.output_config.clone(),
+            };
+            Ok(Start::under(&request.parent, annotation_script, &response))
+        })
+        .await
     }
 }
 
@@ -389,27 +358,103 @@ impl Speech for FakeService {
         &self,
         request: Request<speech::LongRunningRecognizeRequest>,
     ) -> Result<Response<RawOperation>, Status> {
-        let _call = self
-            .shared
-            .enter(FakeMethod::LongRunningRecognize, &request, "")
-            .await?;
-        let request = request.into_inner();
-        if request.audio.is_none() {
-            return Err(Status::invalid_argument("audio is required"));
-        }
-        let response = speech::LongRunningRecognizeResponse {
-            results: vec![speech::SpeechRecognitionResult {
-                alternatives: vec![speech::SpeechRecognitionAlternative {
-                    transcript: "hello from the fake".into(),
-                    confidence: 0.9,
-                    words: Vec::new(),
+        self.start(FakeMethod::LongRunningRecognize, request, |request| {
+            if request.audio.is_none() {
+                return Err(Status::invalid_argument("audio is required"));
+            }
+            let response = speech::LongRunningRecognizeResponse {
+                results: vec![speech::SpeechRecognitionResult {
+                    alternatives: vec![speech::SpeechRecognitionAlternative {
+                        transcript: "hello from the fake".into(),
+                        confidence: 0.9,
+                        words: Vec::new(),
+                    }],
+                    ..Default::default()
                 }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        };
-        // Speech names its operations by a bare number.
-        let name = format!("{}", fastrand::u64(1_000_000_000..u64::MAX / 2));
-        self.start_named(name, speech_script, Outcome::response(&response))
+            };
+            // Speech names its operations by a bare number.
+            let name = format!("{}", fastrand::u64(1_000_000_000..u64::MAX / 2));
+            Ok(Start {
+                name: Some(name),
+                parent: String::new(),
+                script: speech_script,
+                outcome: Outcome::response(&response),
+            })
+        })
+        .await
+    }
+}
+
+/// What a start call starts: an operation under `parent` (or named `name`, as the API names
+/// it) following `script` to `outcome`.
+struct Start {
+    name: Option<String>,
+    parent: String,
+    script: fn(Duration, Outcome) -> Script,
+    outcome: Outcome,
+}
+
+impl Start {
+    fn under<T: prost::Message + prost::Name>(
+        parent: &str,
+        script: fn(Duration, Outcome) -> Script,
+        response: &T,
+    ) -> Self {
+        Start {
+            name: None,
+            parent: parent.to_owned(),
+            script,
+            outcome: Outcome::response(response),
+        }
+    }
+}
+
+/// The resource a start request is recorded under: its `parent`, when it has one.
+trait Parent {
+    fn parent(&self) -> &str;
+}
+
+macro_rules! parent_field {
+    ($($request:ty),*) => {$(
+        impl Parent for $request {
+            fn parent(&self) -> &str {
+                &self.parent
+            }
+        }
+    )*};
+}
+
+parent_field!(
+    pb::ImportProductSetsRequest,
+    pb::PurgeProductsRequest,
+    pb::AsyncBatchAnnotateFilesRequest,
+    pb::AsyncBatchAnnotateImagesRequest
+);
+
+impl Parent for speech::LongRunningRecognizeRequest {
+    fn parent(&self) -> &str {
+        ""
+    }
+}
+
+impl FakeService {
+    /// A start call: counted and recorded, its request checked and turned into the operation
+    /// it starts by `answer`, then started (unless a failure is due).
+    async fn start<T: Parent>(
+        &self,
+        method: FakeMethod,
+        request: Request<T>,
+        answer: impl FnOnce(T) -> Result<Start, Status>,
+    ) -> Result<Response<RawOperation>, Status> {
+        let _call = self
+            .shared
+            .enter(method, &request, request.get_ref().parent())
+            .await?;
+        let start = answer(request.into_inner())?;
+        match start.name {
+            Some(name) => self.start_named(name, start.script, start.outcome),
+            None => self.start_operation(&start.parent, start.script, start.outcome),
+        }
     }
 }

@@ -3,21 +3,19 @@
 
 use longrunning::proto::longrunning::operation::Result as RawResult;
 use longrunning::proto::rpc;
-use longrunning::vision::{
-    AnnotationState, BatchState, ImportProductSetsOperation, PurgeOutcome, PurgeProductsOperation,
-    pb,
-};
-use longrunning::{Code, Error, ErrorDetail, Operation, OperationsClient, Part, RawOperation};
+use longrunning::vision::{AnnotationState, BatchState, PurgeOutcome, pb};
+use longrunning::{Code, Error, ErrorDetail, Part, RawOperation, Snapshot};
 use prost::{Message, Name};
 use prost_types::Any;
 
 const NAME: &str = "locations/us-west1/operations/op1";
 
-/// A client on a channel that is never used: decoding makes no RPC.
-fn offline_client() -> OperationsClient {
-    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-    OperationsClient::new(channel)
-}
+/// What the Vision handles hold: snapshots decode with no client and no runtime.
+type PurgeProductsOperation = Snapshot<PurgeOutcome, pb::BatchOperationMetadata>;
+type ImportProductSetsOperation =
+    Snapshot<pb::ImportProductSetsResponse, pb::BatchOperationMetadata>;
+type AsyncBatchAnnotateFilesOperation =
+    Snapshot<pb::AsyncBatchAnnotateFilesResponse, pb::OperationMetadata>;
 
 fn any<T: Message + Name>(message: &T) -> Any {
     Any {
@@ -26,8 +24,8 @@ fn any<T: Message + Name>(message: &T) -> Any {
     }
 }
 
-fn op<R, M>(raw: RawOperation) -> Operation<R, M> {
-    Operation::from_raw(offline_client(), raw)
+fn op<R, M>(raw: RawOperation) -> Snapshot<R, M> {
+    Snapshot::new(raw)
 }
 
 fn done_with(result: Option<RawResult>) -> RawOperation {
@@ -50,8 +48,8 @@ fn batch_metadata(state: i32) -> Any {
     })
 }
 
-#[tokio::test]
-async fn metadata_decodes_the_expected_type() {
+#[test]
+fn metadata_decodes_the_expected_type() {
     let raw = RawOperation {
         name: NAME.into(),
         metadata: Some(batch_metadata(BatchState::Processing as i32)),
@@ -66,15 +64,15 @@ async fn metadata_decodes_the_expected_type() {
     assert!(matches!(op.result(), Err(Error::NotDone { name }) if name == NAME));
 }
 
-#[tokio::test]
-async fn missing_metadata_is_none_not_an_error() {
+#[test]
+fn missing_metadata_is_none_not_an_error() {
     let op: PurgeProductsOperation = op(done_with(None));
     assert_eq!(op.metadata().unwrap(), None);
     assert_eq!(op.state().unwrap(), None);
 }
 
-#[tokio::test]
-async fn metadata_of_the_wrong_type_names_expected_and_actual() {
+#[test]
+fn metadata_of_the_wrong_type_names_expected_and_actual() {
     let raw = RawOperation {
         name: NAME.into(),
         metadata: Some(any(&pb::OperationMetadata::default())),
@@ -101,8 +99,8 @@ async fn metadata_of_the_wrong_type_names_expected_and_actual() {
     assert!(op.state().is_err());
 }
 
-#[tokio::test]
-async fn corrupt_metadata_bytes_are_an_error() {
+#[test]
+fn corrupt_metadata_bytes_are_an_error() {
     let raw = RawOperation {
         name: NAME.into(),
         metadata: Some(Any {
@@ -126,8 +124,8 @@ async fn corrupt_metadata_bytes_are_an_error() {
     );
 }
 
-#[tokio::test]
-async fn unknown_state_numbers_are_a_typed_error() {
+#[test]
+fn unknown_state_numbers_are_a_typed_error() {
     let raw = RawOperation {
         name: NAME.into(),
         metadata: Some(batch_metadata(42)),
@@ -154,7 +152,7 @@ async fn unknown_state_numbers_are_a_typed_error() {
         })),
         ..Default::default()
     };
-    let annotate: longrunning::vision::AsyncBatchAnnotateFilesOperation = op_from(raw.clone());
+    let annotate: AsyncBatchAnnotateFilesOperation = op_from(raw.clone());
     assert!(matches!(
         annotate.state(),
         Err(Error::UnknownEnumValue { value: 9, .. })
@@ -166,16 +164,16 @@ async fn unknown_state_numbers_are_a_typed_error() {
         })),
         ..raw
     };
-    let annotate: longrunning::vision::AsyncBatchAnnotateFilesOperation = op_from(raw);
+    let annotate: AsyncBatchAnnotateFilesOperation = op_from(raw);
     assert_eq!(annotate.state().unwrap(), Some(AnnotationState::Running));
 }
 
-fn op_from<R, M>(raw: RawOperation) -> Operation<R, M> {
+fn op_from<R, M>(raw: RawOperation) -> Snapshot<R, M> {
     op(raw)
 }
 
-#[tokio::test]
-async fn response_decodes_the_expected_type() {
+#[test]
+fn response_decodes_the_expected_type() {
     let response = pb::ImportProductSetsResponse {
         reference_images: vec![pb::ReferenceImage {
             name: "ri".into(),
@@ -189,8 +187,8 @@ async fn response_decodes_the_expected_type() {
     assert_eq!(op.result().unwrap(), response);
 }
 
-#[tokio::test]
-async fn any_type_url_prefix_up_to_the_last_slash_is_accepted() {
+#[test]
+fn any_type_url_prefix_up_to_the_last_slash_is_accepted() {
     let response = pb::ImportProductSetsResponse::default();
     for prefix in ["type.googleapis.com/", "example.com/types/", "/"] {
         let raw = done_with(Some(RawResult::Response(Any {
@@ -219,8 +217,8 @@ async fn any_type_url_prefix_up_to_the_last_slash_is_accepted() {
     }
 }
 
-#[tokio::test]
-async fn corrupt_response_bytes_are_an_error() {
+#[test]
+fn corrupt_response_bytes_are_an_error() {
     let raw = done_with(Some(RawResult::Response(Any {
         type_url: pb::ImportProductSetsResponse::type_url(),
         value: vec![0xff, 0xff, 0xff],
@@ -239,8 +237,8 @@ async fn corrupt_response_bytes_are_an_error() {
     );
 }
 
-#[tokio::test]
-async fn done_without_result_is_success_only_for_empty() {
+#[test]
+fn done_without_result_is_success_only_for_empty() {
     let op: ImportProductSetsOperation = op(done_with(None));
     let err = op.result().unwrap_err();
     let Error::MissingResult { expected, .. } = &err else {
@@ -248,15 +246,15 @@ async fn done_without_result_is_success_only_for_empty() {
     };
     assert_eq!(expected, "google.cloud.vision.v1.ImportProductSetsResponse");
 
-    let empty: Operation<(), pb::BatchOperationMetadata> = op_from(done_with(None));
+    let empty: Snapshot<(), pb::BatchOperationMetadata> = op_from(done_with(None));
     empty.result().unwrap();
-    let packed_empty: Operation<(), pb::BatchOperationMetadata> =
+    let packed_empty: Snapshot<(), pb::BatchOperationMetadata> =
         op_from(done_with(Some(RawResult::Response(any(&())))));
     packed_empty.result().unwrap();
 }
 
-#[tokio::test]
-async fn purge_accepts_empty_the_echoed_request_or_nothing() {
+#[test]
+fn purge_accepts_empty_the_echoed_request_or_nothing() {
     let request = pb::PurgeProductsRequest {
         parent: "projects/project-id/locations/location-id".into(),
         force: true,
@@ -354,8 +352,8 @@ fn status_with_every_detail(code: i32) -> rpc::Status {
     }
 }
 
-#[tokio::test]
-async fn a_failed_operation_is_a_typed_error_with_decoded_details() {
+#[test]
+fn a_failed_operation_is_a_typed_error_with_decoded_details() {
     let raw = done_with(Some(RawResult::Error(status_with_every_detail(
         Code::ResourceExhausted as i32,
     ))));
@@ -404,8 +402,8 @@ async fn a_failed_operation_is_a_typed_error_with_decoded_details() {
     );
 }
 
-#[tokio::test]
-async fn a_cancelled_operation_is_its_own_error() {
+#[test]
+fn a_cancelled_operation_is_its_own_error() {
     let raw = done_with(Some(RawResult::Error(rpc::Status {
         code: 1,
         message: "Operation cancelled.".into(),
@@ -418,8 +416,8 @@ async fn a_cancelled_operation_is_its_own_error() {
     assert_eq!(err.code(), Some(Code::Cancelled));
 }
 
-#[tokio::test]
-async fn an_unknown_status_code_is_unknown_and_says_which() {
+#[test]
+fn an_unknown_status_code_is_unknown_and_says_which() {
     let raw = done_with(Some(RawResult::Error(rpc::Status {
         code: 99,
         message: "from the future".into(),

@@ -527,7 +527,7 @@ async fn running_out_of_time_returns_the_last_snapshot_and_the_handle_resumes() 
 #[tokio::test(start_paused = true)]
 async fn the_default_timeout_is_a_day_and_none_waits_forever() {
     let fake = FakeServer::start().await.unwrap();
-    fake.insert(OP, finishing_after(secs(48 * 3600)));
+    fake.insert(OP, finishing_after(secs(25 * 3600)));
     let client = fake.client();
     let err = client
         .wait_for(OP, &WaitOptions::default())

@@ -27,6 +27,9 @@ pub enum FaultKind {
     Certificate,
     /// No answer within the per-call deadline: the request may have reached the server.
     Silent,
+    /// The egress proxy refused to open a tunnel to the endpoint (407 authentication
+    /// required, 403 forbidden by its policy, …): permanent, never retried.
+    ProxyRefused,
 }
 
 /// The result type of this crate.
@@ -74,6 +77,16 @@ pub enum Error {
         peer: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The egress proxy refused to open a tunnel to the endpoint (authentication required,
+    /// or its policy forbids the host). Permanent: retrying cannot help. Names the proxy by
+    /// its host and port, never its credentials.
+    #[error("{message}")]
+    Proxy {
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// What it answered, in words.
+        message: String,
     },
     /// A token source could not give a token. Names the source, never the token or the
     /// contents of a credentials file.
@@ -235,7 +248,9 @@ impl Error {
     fn tonic_code(&self) -> Code {
         match self {
             Error::InvalidName { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::Connect { .. } | Error::Certificate { .. } => Code::Unavailable,
+            Error::Connect { .. } | Error::Certificate { .. } | Error::Proxy { .. } => {
+                Code::Unavailable
+            }
             Error::Auth { .. } => Code::Unauthenticated,
             Error::PlaintextToken { .. } | Error::NotDone { .. } => Code::FailedPrecondition,
             Error::Timeout { .. } => Code::DeadlineExceeded,

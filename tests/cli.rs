@@ -52,6 +52,12 @@ fn lro() -> tokio::process::Command {
         .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
         .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
         .kill_on_drop(true);
+    // The emulator on loopback is reached directly, whatever proxy the machine sets.
+    for proxy in ["grpc_proxy", "https_proxy", "http_proxy", "no_proxy"] {
+        command
+            .env_remove(proxy)
+            .env_remove(proxy.to_ascii_uppercase());
+    }
     command
 }
 
@@ -1354,4 +1360,39 @@ async fn help_lists_every_exit_code_and_the_global_options_apart() {
         "the command's own options first: {}",
         wait.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_and_no_proxy_flags_choose_the_route() {
+    let fake = fake().await;
+    fake.insert_running("operations/p");
+    // A proxy whose policy refuses every host.
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = refusing.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((mut client, _)) = refusing.accept().await {
+            let mut head = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut client, &mut head).await;
+            let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+        }
+    });
+    let proxy = format!("http://user:pa55word@{addr}");
+    let out = run(&fake, &["--proxy", &proxy, "get", "operations/p"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    out.assert_one_error_line(&format!("the proxy {addr} refuses to connect"));
+    assert!(!out.stderr.contains("pa55word"));
+    let args = [
+        "--proxy",
+        &proxy,
+        "--no-proxy",
+        "127.0.0.1",
+        "get",
+        "operations/p",
+    ];
+    let out = run(&fake, &args).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&fake, &["--proxy", "socks5://x", "get", "operations/p"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("bad proxy URL"), "{}", out.stderr);
+    server.abort();
 }

@@ -1,4 +1,5 @@
-//! Everything read from environment variables. One test in a binary of its own: changing
+//! Everything read from environment variables (tokens, the emulator, the quota project, the
+//! proxy variables). One test in a binary of its own: changing
 //! the environment while other threads read it is unsound (`set_var` is `unsafe`).
 
 #![allow(unsafe_code)]
@@ -77,4 +78,64 @@ async fn environment_variables_choose_token_emulator_and_quota_project() {
             "leaked file contents: {text}"
         );
     }
+
+    proxy_variables_choose_as_grpc_clients_do().await;
+}
+
+/// Part of the one test above (the environment is the process's).
+async fn proxy_variables_choose_as_grpc_clients_do() {
+    // A "proxy" that is a closed port: a call through it fails naming it; a direct call works.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let get = || async {
+        Connector::new()
+            .endpoint(fake.endpoint())
+            .retry_policy(longrunning::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .connect_lazy()
+            .unwrap()
+            .get(OP)
+            .await
+    };
+    let through_closed = |result: longrunning::Result<longrunning::RawOperation>| {
+        result.err().is_some_and(|e| {
+            e.to_string()
+                .contains(&format!("cannot reach the proxy {closed}"))
+        })
+    };
+    let proxy = format!("http://{closed}");
+    // http:// endpoints take http_proxy (either case); https_proxy is for https:// ones.
+    set("HTTPS_PROXY", &proxy);
+    assert!(
+        get().await.is_ok(),
+        "https_proxy is not for http:// endpoints"
+    );
+    set("http_proxy", &proxy);
+    assert!(through_closed(get().await));
+    // no_proxy exempts; loopback only when listed.
+    set("NO_PROXY", "localhost");
+    assert!(through_closed(get().await), "127.0.0.1 is not localhost");
+    set("NO_PROXY", "localhost,127.0.0.1");
+    assert!(get().await.is_ok());
+    unset("NO_PROXY");
+    unset("http_proxy");
+    unset("HTTPS_PROXY");
+    // grpc_proxy beats the others, for every scheme.
+    set("grpc_proxy", &proxy);
+    assert!(through_closed(get().await));
+    // An explicit no_proxy beats the variables; an explicit proxy too.
+    let direct = Connector::new()
+        .endpoint(fake.endpoint())
+        .no_proxy("127.0.0.1")
+        .connect_lazy()
+        .unwrap();
+    assert!(direct.get(OP).await.is_ok());
+    unset("grpc_proxy");
+    fake.shutdown().await;
 }

@@ -104,14 +104,21 @@ impl OperationsClient {
                             return Outcome::Answer(Err(error));
                         }
                         let fault = carried::<Fault>(&status);
-                        if let Some(fault) = fault
-                            && fault.kind() == FaultKind::Certificate
-                        {
-                            // Permanent: never retried.
-                            return Outcome::Answer(Err(Error::Certificate {
-                                peer: fault.peer().to_owned(),
-                                reason: fault.message().to_owned(),
-                            }));
+                        // Permanent: never retried.
+                        match fault.map(|fault| (fault.kind(), fault)) {
+                            Some((FaultKind::Certificate, fault)) => {
+                                return Outcome::Answer(Err(Error::Certificate {
+                                    peer: fault.peer().to_owned(),
+                                    reason: fault.message().to_owned(),
+                                }));
+                            }
+                            Some((FaultKind::ProxyRefused, fault)) => {
+                                return Outcome::Answer(Err(Error::Proxy {
+                                    proxy: fault.peer().to_owned(),
+                                    message: fault.message().to_owned(),
+                                }));
+                            }
+                            _ => {}
                         }
                         (
                             Status::from_tonic(&status),

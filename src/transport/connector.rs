@@ -46,6 +46,7 @@ use super::dial::Dialer;
 use super::fault::Fault;
 use super::guard::GuardLayer;
 use super::pool::{ChannelPool, PoolConfig};
+use super::proxy::ProxySettings;
 use super::rate::RateLimitLayer;
 use super::retry::RetryPolicy;
 use super::token::TokenSource;
@@ -82,6 +83,7 @@ pub struct Connector {
     layers: Vec<Arc<dyn TransportLayer>>,
     rate_limit: Option<RateLimitLayer>,
     dialer: Option<Dialer>,
+    proxy: ProxySettings,
 }
 
 impl fmt::Debug for Connector {
@@ -98,6 +100,7 @@ impl fmt::Debug for Connector {
             .field("allow_plaintext_token", &self.allow_plaintext_token)
             .field("layers", &self.layers.len())
             .field("dialer", &self.dialer.is_some())
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +117,8 @@ struct Prepared {
     url: String,
     peer: Arc<str>,
     auth: AuthLayer,
+    /// Yours, or the proxy's tunnel; `None`: TCP straight to the endpoint.
+    dialer: Option<Dialer>,
 }
 
 impl Connector {
@@ -133,6 +138,7 @@ impl Connector {
             layers: Vec::new(),
             rate_limit: None,
             dialer: None,
+            proxy: ProxySettings::default(),
         }
     }
 
@@ -278,10 +284,28 @@ impl Connector {
         self
     }
 
+    /// Reach the endpoint through the HTTP CONNECT proxy at `url`
+    /// (`http://[user:password@]host:port`), whatever `grpc_proxy`, `https_proxy` and
+    /// `http_proxy` say; endpoints that [`no_proxy`](Self::no_proxy) (or `no_proxy`) lists
+    /// still go direct. TLS to the endpoint runs inside the tunnel. A [`dialer`](Self::dialer)
+    /// of yours takes precedence over any proxy.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy.proxy = Some(url.into());
+        self
+    }
+
+    /// The endpoints that go direct, whatever proxy applies, in `no_proxy`'s form:
+    /// comma-separated host names, domain suffixes (`.googleapis.com`), IP addresses, CIDR
+    /// ranges, or `*`; replaces the `no_proxy` variable. Loopback is not exempt unless listed.
+    pub fn no_proxy(mut self, list: impl Into<String>) -> Self {
+        self.proxy.no_proxy = Some(list.into());
+        self
+    }
+
     /// The stack and the peer errors name.
     pub(crate) async fn dial(self) -> Result<(Transport, Arc<str>)> {
         let prepared = self.prepare()?;
-        let connecting = match &self.dialer {
+        let connecting = match &prepared.dialer {
             Some(dialer) => {
                 prepared
                     .endpoint
@@ -315,7 +339,7 @@ impl Connector {
         channel: Option<tonic::transport::Channel>,
     ) -> (Transport, Arc<str>) {
         let peer = prepared.peer.clone();
-        let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, self.dialer.clone());
+        let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, prepared.dialer);
         let pool = match channel {
             Some(channel) => pool.with_connection(channel),
             None => pool,
@@ -378,11 +402,22 @@ impl Connector {
         if let Some(project) = &self.quota_project {
             auth = auth.quota_project(project)?;
         }
+        let dialer = match &self.dialer {
+            Some(dialer) => Some(dialer.clone()),
+            None => match self.proxy.choose(&uri)? {
+                Some(proxy) => {
+                    tracing::debug!(proxy = proxy.name(), endpoint = %url, "through a proxy");
+                    Some(proxy.dialer())
+                }
+                None => None,
+            },
+        };
         Ok(Prepared {
             endpoint,
             url,
             peer,
             auth,
+            dialer,
         })
     }
 }
@@ -394,6 +429,10 @@ fn connect_error(error: &tonic::transport::Error, peer: &Arc<str>, url: &str) ->
         Some(fault) if fault.kind() == FaultKind::Certificate => Error::Certificate {
             peer: peer.to_string(),
             reason: fault.message().to_owned(),
+        },
+        Some(fault) if fault.kind() == FaultKind::ProxyRefused => Error::Proxy {
+            proxy: fault.peer().to_owned(),
+            message: fault.message().to_owned(),
         },
         Some(fault) => Error::Connect {
             endpoint: url.to_owned(),

@@ -125,6 +125,11 @@ pub(crate) fn carried<T: StdError + 'static>(status: &tonic::Status) -> Option<&
 /// One link of a source chain, if it says enough.
 fn classify_one(error: &(dyn StdError + 'static), peer: &Arc<str>) -> Option<Fault> {
     let fault = |kind, message: String| Some(Fault::new(kind, peer, message));
+    if let Some(proxy) = error.downcast_ref::<super::proxy::ProxyFailure>() {
+        // Named by the proxy: the endpoint was never reached.
+        let proxy_peer: Arc<str> = Arc::from(proxy.proxy());
+        return Some(Fault::new(proxy.kind(), &proxy_peer, proxy.to_string()));
+    }
     if error.downcast_ref::<tonic::TimeoutExpired>().is_some() {
         // tonic's channel enforcing the call's `grpc-timeout`.
         return fault(

@@ -5,6 +5,7 @@
 //! | `connector` | [`Connector`]: endpoint, TLS, token, quota project, the stack assembled |
 //! | `pool` | [`ChannelPool`]: connections with a stream budget each, keepalive, max age |
 //! | `dial` | [`Dialer`]: connections opened by a service of yours (in-memory, tunnels) |
+//! | `proxy` | egress proxies: which endpoints go through one (`grpc_proxy`, `https_proxy`, `no_proxy`), the CONNECT tunnel, its faults |
 //! | `guard` | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
 //! | `fault` | [`Fault`]: what a transport failure means for a call, classified once |
 //! | `rate` | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
@@ -22,6 +23,7 @@ mod dial;
 mod fault;
 mod guard;
 mod pool;
+mod proxy;
 mod rate;
 pub(crate) mod retry;
 pub(crate) use retry::RetryPolicy;

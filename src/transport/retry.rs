@@ -125,7 +125,7 @@ pub(crate) fn decide(
         };
     }
     match attempt.fault {
-        Some(FaultKind::Certificate) => return Verdict::Fail,
+        Some(FaultKind::Certificate | FaultKind::ProxyRefused) => return Verdict::Fail,
         // Never reached the server: as safe to send again as the first time. The first
         // retry goes at once (another connection is usually ready, e.g. after a GOAWAY);
         // later ones only for callers that do not retry by themselves (the waiter spaces

@@ -13,6 +13,7 @@ mod json;
 mod other_apis;
 mod properties;
 mod protocol;
+mod proxy;
 mod scale;
 mod transport;
 mod typed;

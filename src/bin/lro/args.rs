@@ -36,6 +36,16 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "CMD")]
     pub token_command: Option<String>,
 
+    /// Reach the endpoint through this HTTP CONNECT proxy, `http://[user:password@]host:port`
+    /// (else grpc_proxy, then https_proxy or http_proxy by the endpoint's scheme).
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Endpoints that go direct whatever the proxy: host names, .domain suffixes, IPs, CIDR
+    /// ranges or *, comma-separated (else no_proxy). Loopback is not exempt unless listed.
+    #[arg(long, global = true, value_name = "LIST")]
+    pub no_proxy: Option<String>,
+
     /// The project billed for quota (sent as x-goog-user-project).
     #[arg(long, global = true, value_name = "P")]
     pub quota_project: Option<String>,

@@ -55,6 +55,12 @@ pub(crate) async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
         }
         (None, None) => {}
     }
+    if let Some(proxy) = &cli.proxy {
+        connector = connector.proxy(proxy);
+    }
+    if let Some(list) = &cli.no_proxy {
+        connector = connector.no_proxy(list);
+    }
     if let Some(project) = &cli.quota_project {
         connector = connector.quota_project(project);
     }

@@ -98,9 +98,10 @@ pub enum Error {
         message: String,
     },
     /// A bearer token would have been sent over plaintext HTTP to a host that is not this
-    /// machine. Use `https://`, or allow it explicitly.
+    /// machine. Use `https://`, or allow it explicitly (`Connector::allow_plaintext_token`,
+    /// `lro --allow-plaintext-token`).
     #[error(
-        "refusing to send an access token over plaintext to {endpoint}: use https://, or allow it explicitly"
+        "refusing to send an access token over plaintext to {endpoint}: use https://, or allow it explicitly (--allow-plaintext-token)"
     )]
     PlaintextToken {
         /// The endpoint that was refused.

@@ -323,6 +323,25 @@ async fn bad_usage_and_bad_input_exit_2() {
     out.assert_one_error_line("refusing to send an access token over plaintext");
     assert!(!out.stderr.contains("secret-token"));
     assert_eq!(fake.total_calls(), 0);
+    // The flag the message names exists.
+    assert!(
+        out.stderr.contains("--allow-plaintext-token"),
+        "{}",
+        out.stderr
+    );
+    fake.insert_running("operations/x");
+    let out = run(
+        &fake,
+        &[
+            "--allow-plaintext-token",
+            "--token",
+            "secret-token",
+            "get",
+            "operations/x",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
     fake.shutdown().await;
 }
 

@@ -247,6 +247,17 @@ fn certificate_fault(tls: &rustls::Error, peer: &Arc<str>) -> Option<Fault> {
         }
         Tls::InvalidCertificate(CertificateError::Revoked) => "it has been revoked".to_owned(),
         Tls::InvalidCertificate(other) => format!("it is invalid ({other:?})"),
+        // A server that answers a TLS handshake with something that is not TLS: most likely
+        // plaintext HTTP/2, an emulator.
+        Tls::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            return Some(Fault::new(
+                FaultKind::Interrupted,
+                peer,
+                format!(
+                    "TLS error talking to {peer}: it does not speak TLS (an emulator? use http://{peer})"
+                ),
+            ));
+        }
         // Any other TLS failure (a cut stream, a protocol mismatch) is not permanent.
         other => {
             return Some(Fault::new(

@@ -509,3 +509,25 @@ async fn under_steady_quota_errors_the_limit_slows_down_but_never_stalls() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn tls_against_a_plaintext_server_says_so() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running("operations/x");
+    let client = fake
+        .connector()
+        .endpoint(format!("https://localhost:{}", fake.addr().port()))
+        .retry_policy(RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        })
+        .connect_lazy()
+        .unwrap();
+    let err = client.get("operations/x").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not speak TLS (an emulator? use http://"),
+        "{err}"
+    );
+    fake.shutdown().await;
+}

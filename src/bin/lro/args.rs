@@ -46,6 +46,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "LIST")]
     pub no_proxy: Option<String>,
 
+    /// Send the access token over plaintext http:// to a host that is not this machine
+    /// (anyone on the path can read it: only on networks you trust).
+    #[arg(long, global = true)]
+    pub allow_plaintext_token: bool,
+
     /// The project billed for quota (sent as x-goog-user-project).
     #[arg(long, global = true, value_name = "P")]
     pub quota_project: Option<String>,

@@ -61,6 +61,9 @@ pub(crate) async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
     if let Some(list) = &cli.no_proxy {
         connector = connector.no_proxy(list);
     }
+    if cli.allow_plaintext_token {
+        connector = connector.allow_plaintext_token(true);
+    }
     if let Some(project) = &cli.quota_project {
         connector = connector.quota_project(project);
     }

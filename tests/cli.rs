@@ -1415,3 +1415,47 @@ async fn proxy_and_no_proxy_flags_choose_the_route() {
     assert!(out.stderr.contains("bad proxy URL"), "{}", out.stderr);
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_a_wait_with_a_summary_and_exit_130() {
+    let fake = fake().await;
+    fake.insert_running("operations/long");
+    let endpoint = fake.endpoint();
+    let mut child = lro()
+        .args([
+            "--endpoint",
+            &endpoint,
+            "wait",
+            "--strategy",
+            "poll",
+            "operations/long",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Progress lines on stderr (not a terminal): the wait is under way.
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = stderr.next_line().await.unwrap().unwrap_or_default();
+    assert!(first.contains("operations/long"), "{first}");
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(
+        rest.contains("interrupted: 0 of 1 done; the rest go on on the server"),
+        "{rest}"
+    );
+}

@@ -22,6 +22,8 @@ pub(crate) enum Exit {
     TimedOut = 4,
     /// The output could not be written (a closed pipe ends the command quietly instead).
     OutputFailed = 5,
+    /// Interrupted (Ctrl-C) while waiting: the operations go on on the server.
+    Interrupted = 130,
 }
 
 /// The exit codes, as `lro --help` lists them.
@@ -33,7 +35,8 @@ Exit codes:
   2  bad usage or bad input
   3  an RPC failed, or the server could not be reached
   4  the server answered, but the operation was not done in time (wait --timeout)
-  5  the output could not be written (a closed pipe ends the command quietly instead)";
+  5  the output could not be written (a closed pipe ends the command quietly instead)
+  130  interrupted (Ctrl-C) while waiting; the operations go on on the server";
 
 impl Exit {
     /// The outcome of a failed library call.
@@ -68,6 +71,7 @@ impl Exit {
             Exit::RpcFailed => 3,
             Exit::BadInput => 4,
             Exit::OutputFailed => 5,
+            Exit::Interrupted => 6,
         };
         if rank(other) > rank(self) {
             other
@@ -96,6 +100,7 @@ mod tests {
             Exit::RpcFailed,
             Exit::TimedOut,
             Exit::OutputFailed,
+            Exit::Interrupted,
         ] {
             let row = format!("\n  {}  ", exit as u8);
             assert!(TABLE.contains(&row), "{exit:?} is missing from the table");

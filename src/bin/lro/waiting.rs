@@ -57,8 +57,28 @@ pub(crate) async fn wait(
     let started = tokio::time::Instant::now();
     let mut progress = Progress::new(quiet, &names);
     let mut exit = Exit::Success;
+    let total = names.len();
+    let mut finished = 0usize;
     let mut snapshots = client.watch_each(names, options);
-    while let Some((name, snapshot)) = snapshots.next().await {
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let next = tokio::select! {
+            next = snapshots.next() => next,
+            _ = &mut interrupted => {
+                progress.clear();
+                note!(
+                    "lro: interrupted: {finished} of {total} done; the rest go on on the server"
+                );
+                return Ok(exit.worst(Exit::Interrupted));
+            }
+        };
+        let Some((name, snapshot)) = next else {
+            break;
+        };
+        if matches!(&snapshot, Ok(Watched::Snapshot(op)) if op.done) || snapshot.is_err() {
+            finished += 1;
+        }
         match snapshot {
             Ok(Watched::Retrying { error, .. }) => progress.retrying(&name, &error),
             Ok(Watched::Stalled { unchanged_for }) => progress.stalled(&name, unchanged_for),

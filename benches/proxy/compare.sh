@@ -31,6 +31,7 @@ run() { # label, emulator flags, proxy (yes|no)
     local addr; addr=$(sed -n 's/^listening on //p' "$WORK/emu.out")
     local proxy_flags=() tiny=
     if [ "$proxied" = yes ]; then
+        rm -f "$WORK/tinyproxy.log"
         local port; port=$(free_port)
         printf 'Port %s\nListen 127.0.0.1\nTimeout 600\nAllow 127.0.0.1\nConnectPort %s\nLogFile "%s"\nLogLevel Connect\nMaxClients 1000\n' \
             "$port" "${addr##*:}" "$WORK/tinyproxy.log" >"$WORK/tinyproxy.conf"

@@ -176,7 +176,7 @@ impl Proxy {
     }
 
     /// A tunnel to `endpoint`'s host and port.
-    async fn tunnel(&self, endpoint: Uri) -> std::result::Result<Tunnelled, ProxyFailure> {
+    async fn tunnel(&self, endpoint: Uri) -> std::result::Result<ProxyConnection, ProxyFailure> {
         let destination = with_port(&endpoint);
         // `None` until the proxy is reached; then the first bytes it answers.
         let head: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
@@ -199,7 +199,11 @@ impl Proxy {
                         .map_err(|error| std::io::Error::other(source_text(&error)))?
                         .into_inner();
                     *lock(&head) = Some(Vec::new());
-                    Ok::<_, std::io::Error>(TokioIo::new(Recorded { stream, head }))
+                    Ok::<_, std::io::Error>(TokioIo::new(ProxyConnection {
+                        stream,
+                        head: Some(head),
+                        early: Vec::new(),
+                    }))
                 }
             })
         };
@@ -213,9 +217,8 @@ impl Proxy {
         let recorded = lock(&head).take();
         let reason = match (answer, recorded) {
             (Ok(connection), head) => {
-                let stream = connection.into_inner().stream;
                 let early = head.map(|head| early_bytes(&head)).unwrap_or_default();
-                return Ok(Tunnelled { early, stream });
+                return Ok(connection.into_inner().tunnelled(early));
             }
             (Err(error), None) => Reason::Unreachable(source_text(&error)),
             (Err(error), Some(head)) => match (status_of(&head), head.is_empty()) {
@@ -354,56 +357,27 @@ impl fmt::Display for ProxyFailure {
 
 impl std::error::Error for ProxyFailure {}
 
-/// The proxy's connection while CONNECT is answered: the first bytes read are kept (at most
-/// [`HEAD_BYTES`]).
-struct Recorded {
+/// The connection to the proxy. While CONNECT is answered, the first bytes read are kept
+/// (at most [`HEAD_BYTES`]) in `head`; once the tunnel is open, the bytes that came with the
+/// answer (`early`) are read first, then the connection's own.
+struct ProxyConnection {
     stream: TcpStream,
-    head: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl AsyncRead for Recorded {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(head)) = (&polled, lock(&this.head).as_mut()) {
-            let room = HEAD_BYTES.saturating_sub(head.len());
-            let read = &buf.filled()[before..];
-            head.extend_from_slice(&read[..read.len().min(room)]);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Recorded {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-/// An open tunnel: the bytes that came with the CONNECT answer first, then the connection's.
-struct Tunnelled {
+    head: Option<Arc<Mutex<Option<Vec<u8>>>>>,
     early: Vec<u8>,
-    stream: TcpStream,
 }
 
-impl AsyncRead for Tunnelled {
+impl ProxyConnection {
+    /// The open tunnel, its early bytes handed back.
+    fn tunnelled(self, early: Vec<u8>) -> Self {
+        ProxyConnection {
+            stream: self.stream,
+            head: None,
+            early,
+        }
+    }
+}
+
+impl AsyncRead for ProxyConnection {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -416,11 +390,20 @@ impl AsyncRead for Tunnelled {
             this.early.drain(..n);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(head)) = (&polled, &this.head)
+            && let Some(head) = lock(head).as_mut()
+        {
+            let room = HEAD_BYTES.saturating_sub(head.len());
+            let read = &buf.filled()[before..];
+            head.extend_from_slice(&read[..read.len().min(room)]);
+        }
+        polled
     }
 }
 
-impl AsyncWrite for Tunnelled {
+impl AsyncWrite for ProxyConnection {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -93,7 +93,7 @@ async fn run(fake: &FakeServer, args: &[&str]) -> Run {
 
 async fn fake() -> FakeServer {
     let fake = FakeServer::start().await.unwrap();
-    fake.set_operation_duration(Duration::from_millis(300));
+    fake.set_operation_duration(Duration::from_millis(100));
     fake
 }
 
@@ -776,7 +776,7 @@ async fn the_emulator_refuses_a_bad_spread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_offline_and_prints_two_finished_operations() {
-    let out = run_with(lro(), &["--quiet", "demo"], "").await;
+    let out = run_with(lro(), &["--quiet", "demo", "--speed", "30"], "").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let operations = out.json_lines();
     assert_eq!(operations.len(), 2);
@@ -1122,22 +1122,22 @@ async fn max_rps_spaces_the_calls_of_a_wait() {
     let names: Vec<String> = (0..6).map(|i| format!("operations/r{i}")).collect();
     let mut args = vec![
         "--max-rps",
-        "2",
+        "10",
         "--quiet",
         "wait",
         "--strategy",
         "poll",
         "--timeout",
-        "2s",
+        "400ms",
     ];
     args.extend(names.iter().map(String::as_str));
     let started = std::time::Instant::now();
     let out = run(&fake, &args).await;
     assert_eq!(out.code, 4, "{}", out.stderr);
-    // Two a second over two seconds: about five calls, not the six first looks at once.
+    // Ten a second over 0.4 s: about five calls, not the six first looks at once.
     let calls = fake.calls(FakeMethod::GetOperation);
     assert!(calls <= 5, "{calls} calls");
-    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(started.elapsed() >= Duration::from_millis(400));
     let out = run(&fake, &["--max-rps", "0", "get", "operations/r0"]).await;
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bad rate"), "{}", out.stderr);

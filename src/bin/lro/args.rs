@@ -170,7 +170,11 @@ pub(crate) enum Command {
         spread: Spread,
     },
     /// Start the emulator in process, run a purge and an import, wait, print the result.
-    Demo,
+    Demo {
+        /// Run the operations X times faster than their usual 3 s.
+        #[arg(long, default_value = "1", value_name = "X")]
+        speed: Speed,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,8 @@ use crate::waiting;
 
 /// How long the emulator's operations take at speed 1.
 const EMULATED_DURATION: Duration = Duration::from_secs(10);
+/// How long the demo's operations take at speed 1.
+const DEMO_DURATION: Duration = Duration::from_secs(3);
 
 /// How the emulator serves.
 pub(crate) struct Emulation {
@@ -50,9 +52,9 @@ pub(crate) async fn serve(printer: &Printer, emulation: &Emulation) -> Result<Ex
 
 /// The README's main command: the emulator in process, a purge and an import, waited for
 /// with progress, their final JSON printed.
-pub(crate) async fn demo(printer: &Printer, quiet: bool) -> Result<Exit, Error> {
+pub(crate) async fn demo(printer: &Printer, quiet: bool, speed: f64) -> Result<Exit, Error> {
     let fake = FakeServer::builder().record_requests(false).start().await?;
-    fake.set_operation_duration(Duration::from_secs(3));
+    fake.set_operation_duration(DEMO_DURATION.div_f64(speed));
     if !quiet {
         note!("demo: emulator listening on {}", fake.addr());
     }

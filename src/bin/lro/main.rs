@@ -201,6 +201,6 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Exit, Error> {
             };
             emulator::serve(printer, &emulation).await
         }
-        Command::Demo => emulator::demo(printer, cli.quiet).await,
+        Command::Demo { speed } => emulator::demo(printer, cli.quiet, speed.0).await,
     }
 }

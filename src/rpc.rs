@@ -80,6 +80,18 @@ impl Method {
         }
     }
 
+    /// Whether it is one of `google.longrunning.Operations`' RPCs (not a start call).
+    pub fn is_operations(self) -> bool {
+        matches!(
+            self,
+            Method::GetOperation
+                | Method::ListOperations
+                | Method::WaitOperation
+                | Method::CancelOperation
+                | Method::DeleteOperation
+        )
+    }
+
     /// Its position in [`Method::ALL`].
     pub const fn index(self) -> usize {
         self as usize

@@ -123,6 +123,7 @@ impl FakeServerBuilder {
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
+            quota_refusals: AtomicU64::new(0),
             record_requests: self.record_requests,
             requests: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -410,6 +411,20 @@ impl FakeServer {
     pub fn http_fault_next(&self, method: FakeMethod, count: u64, fault: HttpFault) {
         lock(&self.shared.http_faults).insert(method, (count, fault));
         self.shared.http_faults_armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Admits at most `per_minute` Operations RPCs (Get, List, Wait, Cancel, Delete
+    /// together) in any 60 s on tokio's clock, answering the others RESOURCE_EXHAUSTED with
+    /// Google's `ErrorInfo` (RATE_LIMIT_EXCEEDED) and `QuotaFailure` and no `RetryInfo`, as a
+    /// project's quota does; `None` lifts it. Start calls are not counted.
+    pub fn set_quota(&self, per_minute: Option<u32>) {
+        self.shared.lock_switches().quota =
+            per_minute.map(|per_minute| (per_minute, std::collections::VecDeque::new()));
+    }
+
+    /// How many calls the quota refused ([`set_quota`](Self::set_quota)).
+    pub fn quota_refusals(&self) -> u64 {
+        self.shared.quota_refusals.load(Ordering::SeqCst)
     }
 
     /// Every call from now on fails with probability `rate` (0 to 1), UNAVAILABLE unless

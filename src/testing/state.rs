@@ -1,6 +1,6 @@
 //! The fake's state: its operations, its switches, what it counted and recorded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub(super) struct Shared {
     pub(super) in_flight: AtomicU64,
     pub(super) peak_in_flight: AtomicU64,
     pub(super) faults_injected: AtomicU64,
+    /// Calls refused because the quota was spent.
+    pub(super) quota_refusals: AtomicU64,
     pub(super) record_requests: bool,
     pub(super) requests: Mutex<Vec<RecordedRequest>>,
     pub(super) next_id: AtomicU64,
@@ -69,6 +71,9 @@ pub(super) struct Switches {
     pub(super) latency_jitter: Duration,
     /// WaitOperation returns after a random time up to this, done or not.
     pub(super) wait_returns_early: Option<Duration>,
+    /// The Operations RPCs admitted per minute, and when the admitted ones came (a sliding
+    /// window: at most that many instants are kept).
+    pub(super) quota: Option<(u32, VecDeque<Instant>)>,
 }
 
 impl Default for Switches {
@@ -83,6 +88,7 @@ impl Default for Switches {
             fault_status: None,
             start_failures: None,
             latency_jitter: Duration::ZERO,
+            quota: None,
             wait_returns_early: None,
         }
     }
@@ -186,7 +192,8 @@ impl Shared {
         format!("{:08x}{:08x}", fastrand::u32(..), counter as u32)
     }
 
-    /// Counts and records a call, applies latency, and injects a fault if one is due.
+    /// Counts and records a call, applies latency, and injects a fault if one is due: a
+    /// failure asked for, the quota spent, or a random fault.
     pub(super) async fn enter<T>(
         &self,
         method: FakeMethod,
@@ -213,6 +220,24 @@ impl Shared {
                 }
                 _ => None,
             };
+            if fail.is_none()
+                && method.is_operations()
+                && let Some((per_minute, admitted)) = switches.quota.as_mut()
+            {
+                let now = Instant::now();
+                while admitted
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) >= QUOTA_WINDOW)
+                {
+                    admitted.pop_front();
+                }
+                if admitted.len() < *per_minute as usize {
+                    admitted.push_back(now);
+                } else {
+                    self.quota_refusals.fetch_add(1, Ordering::SeqCst);
+                    fail = Some(quota_exceeded(*per_minute));
+                }
+            }
             if fail.is_none() && switches.fault_rate > 0.0 && fastrand::f64() < switches.fault_rate
             {
                 fail = Some(
@@ -285,4 +310,40 @@ impl Drop for InFlight<'_> {
 
 pub(super) fn not_found(name: &str) -> Status {
     Status::not_found(format!("operation {name} not found"))
+}
+
+/// The window a per-minute quota counts over.
+const QUOTA_WINDOW: Duration = Duration::from_secs(60);
+
+/// What Google answers when a per-minute quota is spent: RESOURCE_EXHAUSTED with an
+/// `ErrorInfo` (RATE_LIMIT_EXCEEDED) and a `QuotaFailure` naming the metric, and no
+/// `RetryInfo`.
+fn quota_exceeded(per_minute: u32) -> Status {
+    use crate::proto::rpc;
+    use crate::status::ErrorDetail;
+    let metric = "longrunning.googleapis.com/operation_requests";
+    let status = crate::Status::new(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "Quota exceeded for quota metric 'Operation requests' and limit 'Operation requests per minute' ({per_minute})"
+        ),
+    )
+    .with_detail(ErrorDetail::ErrorInfo(rpc::ErrorInfo {
+        reason: "RATE_LIMIT_EXCEEDED".into(),
+        domain: "googleapis.com".into(),
+        metadata: [
+            ("quota_metric".to_owned(), metric.to_owned()),
+            ("quota_limit_value".to_owned(), per_minute.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    }))
+    .with_detail(ErrorDetail::QuotaFailure(rpc::QuotaFailure {
+        violations: vec![rpc::quota_failure::Violation {
+            subject: "project".into(),
+            description: format!("at most {per_minute} Operations requests a minute"),
+            ..Default::default()
+        }],
+    }));
+    status.into()
 }

@@ -213,3 +213,53 @@ async fn a_stream_limit_is_advertised_and_calls_beyond_it_queue() {
     assert_eq!(fake.calls(FakeMethod::WaitOperation), 4);
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_admits_so_many_operations_rpcs_a_minute_and_answers_as_google_does() {
+    use longrunning::ErrorDetail;
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running("operations/q");
+    fake.set_quota(Some(10));
+    let client = fake.client();
+    let mut refused = Vec::new();
+    for _ in 0..15 {
+        if let Err(err) = client.get("operations/q").await {
+            refused.push(err);
+        }
+    }
+    assert_eq!(refused.len(), 5);
+    assert_eq!(fake.quota_refusals(), 5);
+    let status = refused[0].status().unwrap();
+    assert_eq!(status.code, longrunning::Code::ResourceExhausted);
+    assert!(status.details.iter().any(|d| matches!(
+        d,
+        ErrorDetail::ErrorInfo(info) if info.reason == "RATE_LIMIT_EXCEEDED"
+    )));
+    assert!(
+        status
+            .details
+            .iter()
+            .any(|d| matches!(d, ErrorDetail::QuotaFailure(_)))
+    );
+    assert_eq!(status.retry_delay(), None);
+    // Start calls are not counted; a minute later the window has room again.
+    longrunning::vision::ProductSearch::new(client.clone())
+        .purge_products(pb::PurgeProductsRequest {
+            parent: "projects/p/locations/us-west1".into(),
+            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+                true,
+            )),
+            force: true,
+        })
+        .await
+        .unwrap();
+    assert!(client.get("operations/q").await.is_err());
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    for _ in 0..10 {
+        client.get("operations/q").await.unwrap();
+    }
+    assert!(client.get("operations/q").await.is_err());
+    fake.set_quota(None);
+    client.get("operations/q").await.unwrap();
+    fake.shutdown().await;
+}

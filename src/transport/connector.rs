@@ -236,7 +236,9 @@ impl Connector {
     /// At most `max_rps` RPCs per second from every client made from this connector (and its
     /// transport), waits, polls, listings and retries alike; bursts of up to a tenth of a
     /// second's worth (at least one call, at most 100) at once; halved for a while after
-    /// RESOURCE_EXHAUSTED. See [`RateLimitLayer`].
+    /// RESOURCE_EXHAUSTED. See [`RateLimitLayer`]. Without it the client still adapts to
+    /// the server's quota ([`RateLimitLayer::adaptive`]): no limit until a quota error, then
+    /// what the server admits.
     pub fn max_rps(mut self, max_rps: f64) -> Self {
         let burst = if max_rps.is_finite() && max_rps >= 1.0 {
             (max_rps.ceil() as u32).min(1000) / 10
@@ -348,10 +350,13 @@ impl Connector {
             .layer(prepared.auth)
             .layer(GuardLayer::new(prepared.peer, self.max_response_bytes))
             .service(pool.clone());
-        let mut transport = match &self.rate_limit {
-            Some(limit) => Transport::new(limit.layer(guarded)),
-            None => Transport::new(guarded),
-        };
+        // With no rate set, the adaptive limit: none until the server refuses for its
+        // quota, then what it admits.
+        let limit = self
+            .rate_limit
+            .clone()
+            .unwrap_or_else(RateLimitLayer::adaptive);
+        let mut transport = Transport::new(limit.layer(guarded));
         for layer in self.layers.iter().rev() {
             transport = layer.wrap(transport);
         }

@@ -12,10 +12,20 @@
 //! then is not refusing for the rate, and each wait's own backoff deals with it. Without
 //! these two rules, a server refusing 30 % of calls at random drove the rate down to one
 //! call a minute within seconds.
+//!
+//! **Adaptive** ([`RateLimitLayer::adaptive`], what a [`Connector`](super::Connector) with
+//! no rate set uses): no limit at all until the server refuses a call for its quota; then the
+//! rate is what the server admitted over the last minute (the answers that were not quota
+//! errors), which is what a per-minute quota admits. A later refusal (of a call sent after
+//! that) sets it again from what was admitted, never higher. Each quiet minute raises it by
+//! a tenth, so that probing for more costs at most a tenth over the quota; past eight times
+//! the rate it started from, the limit is lifted. Google's clients leave this to each call's
+//! backoff, which cannot hold a client of thousands of waits to a project's quota.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,10 +51,21 @@ pub struct RateLimitLayer {
 }
 
 struct Limiter {
-    max_rps: f64,
+    /// The configured ceiling; `None`: adaptive.
+    max_rps: Option<f64>,
     burst: u32,
     state: Mutex<State>,
+    /// Whether any limit is in force (an adaptive limiter before the first quota error has
+    /// none): calls then go without touching the lock.
+    limited: AtomicBool,
 }
+
+/// How long back the rate the server admits is measured.
+const ADMITTED_WINDOW: usize = 60;
+/// An adaptive limit rises by this factor each quiet minute.
+const PROBE: f64 = 1.1;
+/// An adaptive limit is lifted past this multiple of the rate it started from.
+const LIFT: f64 = 8.0;
 
 struct State {
     /// The rate in force (lowered after quota errors).
@@ -54,12 +75,20 @@ struct State {
     /// When the rate was last halved, and when it may be raised again.
     lowered_at: Option<Instant>,
     lowered_until: Option<Instant>,
+    /// Adaptive: answers that were not quota errors, per second of the last minute
+    /// (the second they came in, and how many).
+    admitted: [(u64, u32); ADMITTED_WINDOW],
+    /// Adaptive: the rate the limit started from, at the first quota error.
+    started_at_rps: f64,
+    /// The origin of the seconds in `admitted`.
+    epoch: Instant,
 }
 
 impl fmt::Debug for RateLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("max_rps", &self.limiter.max_rps)
+            .field("limited", &self.limiter.limited.load(Ordering::Relaxed))
             .field("burst", &self.limiter.burst)
             .finish()
     }
@@ -74,24 +103,37 @@ impl RateLimitLayer {
         } else {
             f64::from(u32::MAX)
         };
+        Self::with(Some(max_rps), burst, max_rps)
+    }
+
+    /// No limit until the server answers RESOURCE_EXHAUSTED; then the rate the server was
+    /// admitting, adapted as the [module](self) says.
+    pub fn adaptive() -> Self {
+        Self::with(None, 1, f64::INFINITY)
+    }
+
+    fn with(max_rps: Option<f64>, burst: u32, rps: f64) -> Self {
+        let now = Instant::now();
         RateLimitLayer {
             limiter: Arc::new(Limiter {
                 max_rps,
                 burst: burst.max(1),
+                limited: AtomicBool::new(rps.is_finite()),
                 state: Mutex::new(State {
-                    rps: max_rps,
+                    rps,
                     // Long ago: the first burst may go at once.
-                    next: Instant::now()
-                        .checked_sub(Duration::from_secs(3600))
-                        .unwrap_or_else(Instant::now),
+                    next: now.checked_sub(Duration::from_secs(3600)).unwrap_or(now),
                     lowered_at: None,
                     lowered_until: None,
+                    admitted: [(u64::MAX, 0); ADMITTED_WINDOW],
+                    started_at_rps: f64::INFINITY,
+                    epoch: now,
                 }),
             }),
         }
     }
 
-    /// The rate in force now.
+    /// The rate in force now (infinite: no limit).
     pub fn current_rps(&self) -> f64 {
         self.limiter.lock().rps
     }
@@ -105,12 +147,33 @@ impl Limiter {
     /// Takes the next slot; returns when the call may go.
     fn slot(&self) -> Instant {
         let now = Instant::now();
+        if !self.limited.load(Ordering::Relaxed) {
+            return now;
+        }
         let mut state = self.lock();
         if let Some(until) = state.lowered_until
             && now >= until
         {
-            state.rps = (state.rps * 2.0).min(self.max_rps);
-            state.lowered_until = (state.rps < self.max_rps).then_some(now + LOWERED_FOR);
+            match self.max_rps {
+                Some(max_rps) => {
+                    state.rps = (state.rps * 2.0).min(max_rps);
+                    state.lowered_until = (state.rps < max_rps).then_some(now + LOWERED_FOR);
+                }
+                None if state.rps * PROBE > state.started_at_rps * LIFT => {
+                    tracing::debug!("no quota error for a while: lifting the request rate limit");
+                    state.rps = f64::INFINITY;
+                    state.lowered_until = None;
+                    self.limited.store(false, Ordering::Relaxed);
+                    return now;
+                }
+                None => {
+                    state.rps *= PROBE;
+                    state.lowered_until = Some(now + LOWERED_FOR);
+                }
+            }
+        }
+        if !state.rps.is_finite() {
+            return now;
         }
         let interval = Duration::from_secs_f64(1.0 / state.rps);
         let tolerance = interval * (self.burst - 1);
@@ -128,14 +191,61 @@ impl Limiter {
         if state.lowered_at.is_some_and(|lowered| sent < lowered) {
             return;
         }
-        let floor = (self.max_rps * FLOOR).max(1.0 / 60.0);
-        state.rps = (state.rps / 2.0).max(floor).min(state.rps);
+        match self.max_rps {
+            Some(max_rps) => {
+                let floor = (max_rps * FLOOR).max(1.0 / 60.0);
+                state.rps = (state.rps / 2.0).max(floor).min(state.rps);
+            }
+            None => {
+                // What the server admitted over the last minute is what it admits.
+                let admitted = state.admitted_per_second(now);
+                if !state.rps.is_finite() {
+                    state.started_at_rps = admitted.max(1.0 / 60.0);
+                    state.next = now;
+                }
+                let floor = (state.started_at_rps * FLOOR).max(1.0 / 60.0);
+                state.rps = admitted.min(state.rps).max(floor);
+                self.limited.store(true, Ordering::Relaxed);
+            }
+        }
         state.lowered_at = Some(now);
         state.lowered_until = Some(now + LOWERED_FOR);
         tracing::debug!(
             rps = state.rps,
             "RESOURCE_EXHAUSTED: lowering the request rate"
         );
+    }
+}
+
+impl Limiter {
+    /// An answer that was not a quota error (counted only by an adaptive limiter).
+    fn admitted(&self) {
+        if self.max_rps.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        let second = now.saturating_duration_since(state.epoch).as_secs();
+        let bucket = &mut state.admitted[(second % ADMITTED_WINDOW as u64) as usize];
+        if bucket.0 == second {
+            bucket.1 = bucket.1.saturating_add(1);
+        } else {
+            *bucket = (second, 1);
+        }
+    }
+}
+
+impl State {
+    /// The answers admitted per second over the last minute.
+    fn admitted_per_second(&self, now: Instant) -> f64 {
+        let second = now.saturating_duration_since(self.epoch).as_secs();
+        let recent: u64 = self
+            .admitted
+            .iter()
+            .filter(|(at, _)| *at <= second && second - *at < ADMITTED_WINDOW as u64)
+            .map(|(_, count)| u64::from(*count))
+            .sum();
+        recent as f64 / ADMITTED_WINDOW as f64
     }
 }
 
@@ -157,8 +267,8 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimited<S> {
     inner: S,
     limiter: Arc<Limiter>,
-    /// The slot `poll_ready` took, and the sleep until it.
-    reserved: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    /// The slot `poll_ready` took, and the sleep until it (none when it is now).
+    reserved: Option<(Instant, Option<Pin<Box<tokio::time::Sleep>>>)>,
 }
 
 impl<S: Clone> Clone for RateLimited<S> {
@@ -193,9 +303,12 @@ where
         let limiter = &self.limiter;
         let (_, sleep) = self.reserved.get_or_insert_with(|| {
             let at = limiter.slot();
-            (at, Box::pin(tokio::time::sleep_until(at)))
+            let sleep = (at > Instant::now()).then(|| Box::pin(tokio::time::sleep_until(at)));
+            (at, sleep)
         });
-        std::task::ready!(sleep.as_mut().poll(cx));
+        if let Some(sleep) = sleep {
+            std::task::ready!(sleep.as_mut().poll(cx));
+        }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
@@ -219,6 +332,8 @@ where
             let response = inner.call(request).await.map_err(Into::into)?;
             if grpc_status(response.headers()) == Some(tonic::Code::ResourceExhausted) {
                 limiter.lower(sent);
+            } else {
+                limiter.admitted();
             }
             Ok(response)
         })
@@ -228,6 +343,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adaptive_limit_starts_at_what_the_server_admitted_probes_a_tenth_up_and_lifts() {
+        let layer = RateLimitLayer::adaptive();
+        let limiter = &layer.limiter;
+        let start = Instant::now();
+        // No limit: every slot is now, whatever the number.
+        assert!((0..1000).all(|_| limiter.slot() == start));
+        // The server admitted 120 calls in the last minute, then refused one.
+        for _ in 0..120 {
+            limiter.admitted();
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        limiter.lower(Instant::now());
+        assert_eq!(layer.current_rps(), 2.0);
+        // Answers to calls sent before carry no news; a later refusal sets it again from
+        // what was admitted, never higher.
+        limiter.lower(start);
+        assert_eq!(layer.current_rps(), 2.0);
+        // Each quiet minute: a tenth more; past eight times the start: no limit.
+        let mut rates = Vec::new();
+        for _ in 0..25 {
+            tokio::time::advance(LOWERED_FOR).await;
+            limiter.slot();
+            rates.push(layer.current_rps());
+        }
+        assert!((rates[0] - 2.2).abs() < 1e-9, "{rates:?}");
+        assert!(rates.windows(2).all(|w| w[1] > w[0] || w[1].is_infinite()));
+        assert!(rates.last().unwrap().is_infinite(), "{rates:?}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn slots_are_spaced_by_the_rate_after_the_burst() {

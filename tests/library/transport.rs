@@ -531,3 +531,54 @@ async fn tls_against_a_plaintext_server_says_so() {
     );
     fake.shutdown().await;
 }
+
+/// Waits that poll a server with a per-minute quota, no rate set: the RPCs sent and refused
+/// after the first minute, and those refused in it.
+async fn polling_under_a_quota(quota: u32, operations: u64, spread: Duration) -> (u64, u64, u64) {
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .unwrap();
+    fake.set_wait_unimplemented(true);
+    fake.set_quota(Some(quota));
+    let client = fake.client();
+    let ops: Vec<_> = (0..operations)
+        .map(|i| {
+            let name = format!("operations/q{i}");
+            let after = spread.mul_f64(i as f64 / operations as f64);
+            fake.insert(&name, Script::finishing_after(after, Outcome::NoResult));
+            longrunning::Operation::<(), ()>::from_name(client.clone(), &name).unwrap()
+        })
+        .collect();
+    let options = WaitOptions::default();
+    let waits = longrunning::wait::wait_all(ops, &options);
+    tokio::pin!(waits);
+    // The counters a minute in.
+    let first_minute = tokio::time::sleep(Duration::from_secs(60));
+    let results = tokio::select! {
+        results = &mut waits => results,
+        () = first_minute => Vec::new(),
+    };
+    assert!(results.is_empty(), "still waiting a minute in");
+    let (calls_at_60, refused_first) = (fake.total_calls(), fake.quota_refusals());
+    let results = waits.await;
+    let lost = results.iter().filter(|(_, result)| result.is_err()).count();
+    assert_eq!(results.len() as u64, operations);
+    assert_eq!(lost, 0, "every wait ends with its result");
+    let sent_after = fake.total_calls() - calls_at_60;
+    let refused_after = fake.quota_refusals() - refused_first;
+    fake.shutdown().await;
+    (sent_after, refused_after, refused_first)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_rate_set_a_quota_holds_the_whole_client_after_its_first_minute() {
+    let (sent_after, refused_after, refused_first) =
+        polling_under_a_quota(600, 1000, Duration::from_secs(120)).await;
+    assert!(refused_first > 0, "the quota was met in the first minute");
+    assert!(
+        refused_after * 10 <= sent_after,
+        "after the first minute at most a tenth refused: {refused_after} of {sent_after}"
+    );
+}

@@ -8,7 +8,7 @@
 //! | `proxy` | egress proxies: which endpoints go through one (`grpc_proxy`, `https_proxy`, `no_proxy`), the CONNECT tunnel, its faults |
 //! | `guard` | [`GuardLayer`]: non-gRPC answers, bad status headers, size limit, faults |
 //! | `fault` | [`Fault`]: what a transport failure means for a call, classified once |
-//! | `rate` | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors |
+//! | `rate` | [`RateLimitLayer`]: a client-wide RPC rate, lowered after quota errors; adaptive when none is set |
 //! | `retry` | [`RetryPolicy`] and the pure decision the client's call loop executes |
 //! | `auth` | [`AuthLayer`]: tokens, quota project, one retry after UNAUTHENTICATED |
 //! | `token` | token sources: static, environment, command, application default |

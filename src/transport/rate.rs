@@ -106,8 +106,12 @@ impl RateLimitLayer {
         Self::with(Some(max_rps), burst, max_rps)
     }
 
-    /// No limit until the server answers RESOURCE_EXHAUSTED; then the rate the server was
-    /// admitting, adapted as the [module](self) says.
+    /// No limit until the server answers RESOURCE_EXHAUSTED for its quota; then the rate
+    /// the server admitted over the last minute (the answers that were not quota errors).
+    /// A later refusal, of a call sent after that, sets it again from what was admitted,
+    /// never higher; each quiet minute raises it by a tenth, so that probing costs at most a
+    /// tenth over the quota; past eight times where it started, the limit is lifted. What a
+    /// [`Connector`](super::Connector) with no rate set uses.
     pub fn adaptive() -> Self {
         Self::with(None, 1, f64::INFINITY)
     }

@@ -41,7 +41,7 @@
 //! | an RPC of the wait fails with | the wait |
 //! |---|---|
 //! | UNAVAILABLE, or no answer at all (refused, reset, silence past the per-call timeout) | goes on after the fault delay |
-//! | RESOURCE_EXHAUSTED (a quota), with or without `RetryInfo` | goes on after the fault delay; a client with a rate limit also lowers its rate |
+//! | RESOURCE_EXHAUSTED (a quota), with or without `RetryInfo` | goes on after the fault delay; the client as a whole slows to what the quota admits (`transport::RateLimitLayer`) |
 //! | DEADLINE_EXCEEDED, CANCELLED, ABORTED | goes on after the fault delay (a WaitOperation that outlived its own timeout is simply sent again) |
 //! | UNIMPLEMENTED from WaitOperation | `Auto`: polls from then on (the whole client does); `Wait`: ends with it |
 //! | any other code (NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED after the one token refresh, INVALID_ARGUMENT, INTERNAL, …) | ends with [`Error::Rpc`](crate::Error::Rpc) |

@@ -11,6 +11,8 @@
 //!   `x-goog-api-client`.
 //! - `ours`: `OperationsClient` with the auth layer (static token), then typed metadata
 //!   decode into `BatchOperationMetadata`.
+//! - `adaptive`: `ours` under the adaptive rate limit a `Connector` adds when no rate is set
+//!   (no limit in force: the cost of watching for quota errors).
 
 mod support;
 
@@ -21,7 +23,7 @@ use longrunning::proto::longrunning::GetOperationRequest;
 use longrunning::vision::ImportProductSetsOperation;
 
 const NAME: &str = support::OVERHEAD_OP;
-const VARIANTS: [&str; 3] = ["bare", "headers", "ours"];
+const VARIANTS: [&str; 4] = ["bare", "headers", "ours", "adaptive"];
 
 fn main() {
     if let (Ok(variant), Ok(n)) = (std::env::var("LRO_VARIANT"), std::env::var("LRO_CALLS")) {
@@ -75,7 +77,8 @@ fn run(variant: &str, calls: usize) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let (fake, mut bare, ours) = support::overhead_pair().await;
+        let rate = (variant == "adaptive").then(longrunning::transport::RateLimitLayer::adaptive);
+        let (fake, mut bare, ours) = support::overhead_pair_with(rate).await;
         for _ in 0..calls {
             match variant {
                 "bare" => {

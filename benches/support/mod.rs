@@ -171,6 +171,17 @@ pub(crate) async fn overhead_pair() -> (
     longrunning::proto::longrunning::operations_client::OperationsClient<tonic::transport::Channel>,
     longrunning::OperationsClient,
 ) {
+    overhead_pair_with(None).await
+}
+
+/// [`overhead_pair`], our client also under `rate` (the layer a `Connector` puts above auth).
+pub(crate) async fn overhead_pair_with(
+    rate: Option<longrunning::transport::RateLimitLayer>,
+) -> (
+    FakeServer,
+    longrunning::proto::longrunning::operations_client::OperationsClient<tonic::transport::Channel>,
+    longrunning::OperationsClient,
+) {
     use longrunning::transport::{AuthLayer, StaticToken};
     let fake = FakeServer::builder()
         .record_requests(false)
@@ -183,6 +194,7 @@ pub(crate) async fn overhead_pair() -> (
         longrunning::proto::longrunning::operations_client::OperationsClient::new(channel.clone());
     let ours = longrunning::OperationsClient::from_service(
         tower::ServiceBuilder::new()
+            .option_layer(rate)
             .layer(AuthLayer::new(StaticToken::new("ya29.benchmark-token")))
             .service(channel),
     );

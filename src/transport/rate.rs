@@ -25,7 +25,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -58,6 +58,12 @@ struct Limiter {
     /// Whether any limit is in force (an adaptive limiter before the first quota error has
     /// none): calls then go without touching the lock.
     limited: AtomicBool,
+    /// Adaptive: answers that were not quota errors, per second of the last minute, each
+    /// slot the second it counts (high 32 bits) and how many (low 32 bits); without a lock,
+    /// since every answer counts. A race between two seconds loses a count at most.
+    admitted: [AtomicU64; ADMITTED_WINDOW],
+    /// The origin of those seconds.
+    epoch: Instant,
 }
 
 /// How long back the rate the server admits is measured.
@@ -75,13 +81,8 @@ struct State {
     /// When the rate was last halved, and when it may be raised again.
     lowered_at: Option<Instant>,
     lowered_until: Option<Instant>,
-    /// Adaptive: answers that were not quota errors, per second of the last minute
-    /// (the second they came in, and how many).
-    admitted: [(u64, u32); ADMITTED_WINDOW],
     /// Adaptive: the rate the limit started from, at the first quota error.
     started_at_rps: f64,
-    /// The origin of the seconds in `admitted`.
-    epoch: Instant,
 }
 
 impl fmt::Debug for RateLimitLayer {
@@ -123,15 +124,15 @@ impl RateLimitLayer {
                 max_rps,
                 burst: burst.max(1),
                 limited: AtomicBool::new(rps.is_finite()),
+                admitted: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
+                epoch: now,
                 state: Mutex::new(State {
                     rps,
                     // Long ago: the first burst may go at once.
                     next: now.checked_sub(Duration::from_secs(3600)).unwrap_or(now),
                     lowered_at: None,
                     lowered_until: None,
-                    admitted: [(u64::MAX, 0); ADMITTED_WINDOW],
                     started_at_rps: f64::INFINITY,
-                    epoch: now,
                 }),
             }),
         }
@@ -202,7 +203,7 @@ impl Limiter {
             }
             None => {
                 // What the server admitted over the last minute is what it admits.
-                let admitted = state.admitted_per_second(now);
+                let admitted = self.admitted_per_second(now);
                 if !state.rps.is_finite() {
                     state.started_at_rps = admitted.max(1.0 / 60.0);
                     state.next = now;
@@ -227,27 +228,31 @@ impl Limiter {
         if self.max_rps.is_some() {
             return;
         }
-        let now = Instant::now();
-        let mut state = self.lock();
-        let second = now.saturating_duration_since(state.epoch).as_secs();
-        let bucket = &mut state.admitted[(second % ADMITTED_WINDOW as u64) as usize];
-        if bucket.0 == second {
-            bucket.1 = bucket.1.saturating_add(1);
+        let second = Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            & 0xffff_ffff;
+        let slot = &self.admitted[(second % ADMITTED_WINDOW as u64) as usize];
+        let packed = slot.load(Ordering::Relaxed);
+        if packed >> 32 == second {
+            slot.fetch_add(1, Ordering::Relaxed);
         } else {
-            *bucket = (second, 1);
+            slot.store(second << 32 | 1, Ordering::Relaxed);
         }
     }
-}
 
-impl State {
     /// The answers admitted per second over the last minute.
     fn admitted_per_second(&self, now: Instant) -> f64 {
-        let second = now.saturating_duration_since(self.epoch).as_secs();
+        let second = now.saturating_duration_since(self.epoch).as_secs() & 0xffff_ffff;
         let recent: u64 = self
             .admitted
             .iter()
-            .filter(|(at, _)| *at <= second && second - *at < ADMITTED_WINDOW as u64)
-            .map(|(_, count)| u64::from(*count))
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|packed| {
+                let at = packed >> 32;
+                at <= second && second - at < ADMITTED_WINDOW as u64
+            })
+            .map(|packed| packed & 0xffff_ffff)
             .sum();
         recent as f64 / ADMITTED_WINDOW as f64
     }

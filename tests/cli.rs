@@ -1459,3 +1459,71 @@ async fn ctrl_c_ends_a_wait_with_a_summary_and_exit_130() {
         "{rest}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_wait_go_through_a_proxy_named_by_http_proxy_alone() {
+    let fake = fake().await;
+    fake.insert(
+        "operations/through",
+        Script::finishing_after(Duration::from_millis(100), Outcome::NoResult),
+    );
+    // A forward proxy that opens every tunnel asked for, and counts them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let proxy = {
+        let tunnels = tunnels.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let tunnels = tunnels.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if tokio::io::AsyncReadExt::read(&mut client, &mut byte)
+                            .await
+                            .ok()
+                            != Some(1)
+                        {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tunnels.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        })
+    };
+    let through_proxy = || {
+        let mut command = lro();
+        command.env("http_proxy", format!("http://{addr}"));
+        command
+    };
+    let endpoint = fake.endpoint();
+    let get = ["--endpoint", endpoint.as_str(), "get", "operations/through"];
+    let out = run_with(through_proxy(), &get, "").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let wait = [
+        "--endpoint",
+        endpoint.as_str(),
+        "--quiet",
+        "wait",
+        "operations/through",
+    ];
+    let out = run_with(through_proxy(), &wait, "").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["done"], true);
+    assert_eq!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one tunnel a run"
+    );
+    proxy.abort();
+}

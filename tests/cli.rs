@@ -85,10 +85,15 @@ async fn run_with(mut command: tokio::process::Command, args: &[&str], stdin: &s
 
 /// `lro --endpoint <fake> ARGS...`
 async fn run(fake: &FakeServer, args: &[&str]) -> Run {
+    run_input(fake, args, "").await
+}
+
+/// `lro --endpoint <fake> ARGS...`, with `stdin` on its standard input.
+async fn run_input(fake: &FakeServer, args: &[&str], stdin: &str) -> Run {
     let endpoint = fake.endpoint();
     let mut all = vec!["--endpoint", endpoint.as_str()];
     all.extend_from_slice(args);
-    run_with(lro(), &all, "").await
+    run_with(lro(), &all, stdin).await
 }
 
 async fn fake() -> FakeServer {
@@ -215,17 +220,9 @@ async fn wait_from_file_takes_what_other_commands_print() {
     assert_eq!(purge.code, 0, "{}", purge.stderr);
     let started = purge.json()["name"].as_str().unwrap().to_owned();
     // `lro vision purge … | lro wait --from-file -`
-    let endpoint = fake.endpoint();
-    let out = run_with(
-        lro(),
-        &[
-            "--endpoint",
-            &endpoint,
-            "--quiet",
-            "wait",
-            "--from-file",
-            "-",
-        ],
+    let out = run_input(
+        &fake,
+        &["--quiet", "wait", "--from-file", "-"],
         &purge.stdout,
     )
     .await;
@@ -233,16 +230,9 @@ async fn wait_from_file_takes_what_other_commands_print() {
     assert_eq!(out.json()["name"], started.as_str());
     // A listing works too, and so do plain names.
     let listing = run(&fake, &["list", "projects/p/locations/us-west1"]).await;
-    let out = run_with(
-        lro(),
-        &[
-            "--endpoint",
-            &endpoint,
-            "--quiet",
-            "wait",
-            "--from-file",
-            "-",
-        ],
+    let out = run_input(
+        &fake,
+        &["--quiet", "wait", "--from-file", "-"],
         &listing.stdout,
     )
     .await;
@@ -1341,17 +1331,9 @@ async fn text_listings_pipe_into_wait_and_vision_wait_names_its_operation_at_onc
     let listed = run(&fake, &["--output", "text", "list", parent]).await;
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(listed.stdout.contains('\t'));
-    let endpoint = fake.endpoint();
-    let waited = run_with(
-        lro(),
-        &[
-            "--endpoint",
-            &endpoint,
-            "--quiet",
-            "wait",
-            "--from-file",
-            "-",
-        ],
+    let waited = run_input(
+        &fake,
+        &["--quiet", "wait", "--from-file", "-"],
         &listed.stdout,
     )
     .await;

@@ -180,6 +180,13 @@ async fn serve(mut client: TcpStream, answer: Answer, connects: Arc<Mutex<Vec<Co
     }
 }
 
+/// A plaintext fake with [`OP`] running.
+async fn fake_with_op() -> FakeServer {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    fake
+}
+
 fn tls_fake_identity() -> (String, String) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     (certified.cert.pem(), certified.signing_key.serialize_pem())
@@ -221,8 +228,7 @@ async fn calls_and_waits_go_through_the_proxy_with_tls_inside_the_tunnel() {
 
 #[tokio::test]
 async fn plaintext_endpoints_tunnel_too_and_no_proxy_goes_direct() {
-    let fake = FakeServer::start().await.unwrap();
-    fake.insert_running(OP);
+    let fake = fake_with_op().await;
     let proxy = TestProxy::start(Vec::new()).await;
     let through = Connector::new()
         .endpoint(fake.endpoint())
@@ -253,8 +259,7 @@ async fn plaintext_endpoints_tunnel_too_and_no_proxy_goes_direct() {
 
 #[tokio::test]
 async fn credentials_go_as_basic_auth_and_are_never_printed() {
-    let fake = FakeServer::start().await.unwrap();
-    fake.insert_running(OP);
+    let fake = fake_with_op().await;
     let proxy = TestProxy::start(vec![Answer::Refuse(
         "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 5\r\n\r\ndenied",
     )])
@@ -301,8 +306,7 @@ async fn credentials_go_as_basic_auth_and_are_never_printed() {
 
 #[tokio::test]
 async fn a_forbidden_host_is_permanent_and_gateway_errors_are_ridden_out() {
-    let fake = FakeServer::start().await.unwrap();
-    fake.insert_running(OP);
+    let fake = fake_with_op().await;
     let proxy = TestProxy::start(vec![Answer::Refuse(
         "HTTP/1.0 403 Forbidden\r\nContent-Type: text/html\r\n\r\n<html>Access denied</html>",
     )])
@@ -356,8 +360,7 @@ async fn a_forbidden_host_is_permanent_and_gateway_errors_are_ridden_out() {
 
 #[tokio::test]
 async fn an_unreachable_proxy_is_named_and_an_http_1_0_proxy_with_early_bytes_works() {
-    let fake = FakeServer::start().await.unwrap();
-    fake.insert_running(OP);
+    let fake = fake_with_op().await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()

@@ -1,16 +1,35 @@
 //! [`Latch`]: a yes-or-no fact about the server, learnt once by one caller while the
 //! others wait for its verdict; and [`WaitShared`], what the waits of one client share:
-//! such a latch for whether the server implements WaitOperation, and the origin of the
-//! grid their sleeps end on. The client owns one; only the waiter looks inside.
+//! such a latch for whether the server implements WaitOperation, how the server lists each
+//! collection, and the origin of the grid their sleeps end on. The client owns one; only
+//! the waiter looks inside.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::lock::lock;
 
 /// What the waits of one client (and its clones) share. Opaque to the client that owns it.
 #[derive(Debug)]
 pub(crate) struct WaitShared {
     wait_support: Latch,
+    /// How the server lists each collection, by its parent (`projects/p/locations/l`).
+    listings: Mutex<HashMap<String, ListForm>>,
     epoch: Instant,
+}
+
+/// How a server's ListOperations covers a collection of operations, once learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListForm {
+    /// `name` is the collection's parent: `projects/p/locations/l` (Google's usual form).
+    Parent,
+    /// `name` is the collection itself: `projects/p/locations/l/operations`.
+    Collection,
+    /// Neither lists the collection's operations.
+    Refused,
 }
 
 impl WaitShared {
@@ -18,6 +37,7 @@ impl WaitShared {
     pub(crate) fn new() -> Self {
         WaitShared {
             wait_support: Latch::new(),
+            listings: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
         }
     }
@@ -25,6 +45,16 @@ impl WaitShared {
     /// Whether the server implements WaitOperation, as far as the client knows.
     pub(crate) fn wait_support(&self) -> &Latch {
         &self.wait_support
+    }
+
+    /// How the server lists the collection under `parent`, if learnt.
+    pub(crate) fn listing(&self, parent: &str) -> Option<ListForm> {
+        lock(&self.listings).get(parent).copied()
+    }
+
+    /// Records how the server lists the collection under `parent`.
+    pub(crate) fn learn_listing(&self, parent: &str, form: ListForm) {
+        lock(&self.listings).insert(parent.to_owned(), form);
     }
 
     /// The origin of the grid the waits' sleeps end on.

@@ -46,7 +46,7 @@ mod state;
 pub use faults::HttpFault;
 pub use script::{Outcome, Script};
 pub use server::{FakeServer, FakeServerBuilder};
-pub use state::RecordedRequest;
+pub use state::{Listing, RecordedRequest};
 
 /// The RPCs the fake implements: the crate's one table of RPCs.
 pub use crate::rpc::Method as FakeMethod;

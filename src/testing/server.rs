@@ -20,7 +20,7 @@ use super::memory::{Accepted, MemoryDoor};
 use super::proxy::FaultLayer;
 use super::script::{Outcome, Script, batch_metadata};
 use super::service::FakeService;
-use super::state::{RecordedRequest, Shared, Switches, injected_unavailable, lock};
+use super::state::{Listing, RecordedRequest, Shared, Switches, injected_unavailable, lock};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
 use crate::proto::longrunning::operation::Result as RawResult;
@@ -454,6 +454,17 @@ impl FakeServer {
     /// restores waiting for the whole timeout.
     pub fn set_wait_returns_early(&self, at_most: Option<Duration>) {
         self.shared.lock_switches().wait_returns_early = at_most;
+    }
+
+    /// How ListOperations behaves from now on: which forms of `name` it takes, or
+    /// UNIMPLEMENTED, or a listing that never ends.
+    pub fn set_listing(&self, listing: Listing) {
+        self.shared.lock_switches().listing = listing;
+    }
+
+    /// The largest page ListOperations returns from now on (default 1,000, at least 1).
+    pub fn set_max_page_size(&self, size: usize) {
+        self.shared.lock_switches().max_page_size = size.max(1);
     }
 
     /// Switches WaitOperation between answering UNIMPLEMENTED and working.

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::FakeMethod;
 use super::script::{Outcome, Script, annotation_script, batch_script, speech_script};
-use super::state::{Shared, lock, not_found};
+use super::state::{Listing, Shared, lock, not_found};
 use crate::client::RawOperation;
 use crate::name::LocationName;
 use crate::proto::longrunning as lro;
@@ -107,7 +107,6 @@ fn parse_filter(filter: &str) -> Result<Option<bool>, Status> {
 }
 
 const DEFAULT_PAGE_SIZE: usize = 100;
-const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 #[tonic::async_trait]
@@ -125,10 +124,33 @@ impl Operations for FakeService {
             )
             .await?;
         let request = request.into_inner();
+        let (listing, max_page_size) = {
+            let switches = shared.lock_switches();
+            (switches.listing, switches.max_page_size)
+        };
+        let collection_form = request.name == "operations" || request.name.ends_with("/operations");
+        match listing {
+            Listing::Unimplemented => {
+                return Err(Status::unimplemented("ListOperations is not implemented"));
+            }
+            Listing::ParentOnly if collection_form => {
+                return Err(Status::invalid_argument(format!(
+                    "name {:?}: list by the parent, without /operations",
+                    request.name
+                )));
+            }
+            Listing::CollectionOnly if !collection_form => {
+                return Err(Status::invalid_argument(format!(
+                    "name {:?}: list by the collection, ending in /operations",
+                    request.name
+                )));
+            }
+            _ => {}
+        }
         let done_filter = parse_filter(&request.filter)?;
         let page_size = match usize::try_from(request.page_size) {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) => n.min(MAX_PAGE_SIZE),
+            Ok(0) => DEFAULT_PAGE_SIZE.min(max_page_size),
+            Ok(n) => n.min(max_page_size),
             Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
         };
         let prefix = list_prefix(&request.name);
@@ -152,6 +174,7 @@ impl Operations for FakeService {
             .map(|(name, op)| op.snapshot(name, now))
             .collect();
         let next_page_token = match (matching.next(), page.last()) {
+            (Some(_), Some(_)) if listing == Listing::RepeatsToken => "again".to_owned(),
             (Some(_), Some(last)) => last.name.clone(),
             _ => String::new(),
         };

@@ -54,7 +54,30 @@ pub(super) struct Shared {
     pub(super) next_id: AtomicU64,
 }
 
+/// How the fake's ListOperations behaves ([`FakeServer::set_listing`](super::FakeServer::set_listing)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Listing {
+    /// `name` may be the collection's parent (`projects/p/locations/l`) or the collection
+    /// itself (`projects/p/locations/l/operations`), as `google.longrunning` allows (the
+    /// default).
+    #[default]
+    ParentOrCollection,
+    /// Only the parent; the collection form answers INVALID_ARGUMENT.
+    ParentOnly,
+    /// Only the collection form; the parent answers INVALID_ARGUMENT.
+    CollectionOnly,
+    /// ListOperations answers UNIMPLEMENTED, as many APIs' servers do.
+    Unimplemented,
+    /// Every page that has a next one names the same next-page token: a listing that never
+    /// ends.
+    RepeatsToken,
+}
+
 pub(super) struct Switches {
+    /// How ListOperations behaves.
+    pub(super) listing: Listing,
+    /// The largest page ListOperations returns.
+    pub(super) max_page_size: usize,
     pub(super) operation_duration: Duration,
     pub(super) duration_spread: Duration,
     pub(super) wait_unimplemented: bool,
@@ -79,6 +102,8 @@ pub(super) struct Switches {
 impl Default for Switches {
     fn default() -> Self {
         Switches {
+            listing: Listing::default(),
+            max_page_size: 1000,
             operation_duration: Duration::from_secs(2),
             duration_spread: Duration::ZERO,
             wait_unimplemented: false,

@@ -16,7 +16,7 @@
 //! **Adaptive** ([`RateLimitLayer::adaptive`], what a [`Connector`](super::Connector) with
 //! no rate set uses): no limit at all until the server refuses a call for its quota; then the
 //! rate is what the server admitted over the last minute (the answers that were not quota
-//! errors), which is what a per-minute quota admits. A later refusal (of a call sent after
+//! errors), which is what a per-minute quota admits, and never under one call a second. A later refusal (of a call sent after
 //! that) sets it again from what was admitted, never higher. Each quiet minute raises it by
 //! a tenth, so that probing for more costs at most a tenth over the quota; past eight times
 //! the rate it started from, the limit is lifted. Google's clients leave this to each call's
@@ -42,6 +42,12 @@ const LOWERED_FOR: Duration = Duration::from_secs(60);
 
 /// The lowest rate quota errors bring the limit down to, as a fraction of the configured one.
 const FLOOR: f64 = 1.0 / 8.0;
+
+/// The lowest rate an adaptive limit goes down to, in calls a second. A client that sends
+/// less than this is not what spends a quota of hundreds a minute (other clients of the
+/// project are); holding it to what it happened to send would make each of its waits crawl
+/// at a call a minute, while its waits' own backoff already answers the refusals.
+const ADAPTIVE_FLOOR_RPS: f64 = 1.0;
 
 /// Limits the RPCs per second of every call made through it. Cheap to clone; clones share
 /// the limit.
@@ -205,10 +211,10 @@ impl Limiter {
                 // What the server admitted over the last minute is what it admits.
                 let admitted = self.admitted_per_second(now);
                 if !state.rps.is_finite() {
-                    state.started_at_rps = admitted.max(1.0 / 60.0);
+                    state.started_at_rps = admitted.max(ADAPTIVE_FLOOR_RPS);
                     state.next = now;
                 }
-                let floor = (state.started_at_rps * FLOOR).max(1.0 / 60.0);
+                let floor = (state.started_at_rps * FLOOR).max(ADAPTIVE_FLOOR_RPS);
                 state.rps = admitted.min(state.rps).max(floor);
                 self.limited.store(true, Ordering::Relaxed);
             }

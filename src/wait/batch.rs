@@ -5,10 +5,9 @@ use std::sync::Arc;
 use futures_core::Stream;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::Semaphore;
 
 use super::options::WaitOptions;
-use super::waiter::{Budget, Mode, Waiter};
+use super::waiter::{Batch, Mode, Waiter};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::Result;
 use crate::operation::{Operation, OperationResponse, decode_result, unseen};
@@ -39,14 +38,18 @@ impl<R: OperationResponse, M> Operation<R, M> {
         self.wait_limited(options, None).await
     }
 
-    async fn wait_limited(&mut self, options: &WaitOptions, budget: Option<Budget>) -> Result<R> {
+    async fn wait_limited(
+        &mut self,
+        options: &WaitOptions,
+        batch: Option<Arc<Batch>>,
+    ) -> Result<R> {
         let fetched = self.is_fetched();
         let raw = self.raw().clone();
-        let mode = match budget {
+        let mode = match batch {
             Some(_) => Mode::Batch,
             None => Mode::Single,
         };
-        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, mode, budget);
+        let mut waiter = Waiter::new(self.client().clone(), raw, fetched, options, mode, batch);
         let outcome = waiter.until_done().await;
         if waiter.has_answer() {
             self.set_raw(waiter.into_last());
@@ -92,7 +95,7 @@ where
     finished.into_iter().flatten().collect()
 }
 
-/// One future per operation, with its index, sharing one in-flight budget.
+/// One future per operation, with its index, sharing one in-flight budget and roster.
 fn indexed_waits<R, M, I>(
     operations: I,
     options: &WaitOptions,
@@ -101,15 +104,16 @@ where
     R: OperationResponse,
     I: IntoIterator<Item = Operation<R, M>>,
 {
-    let budget: Budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
+    let operations: Vec<Operation<R, M>> = operations.into_iter().collect();
+    let batch = Batch::new(operations.iter().map(|op| op.name()), options);
     operations
         .into_iter()
         .enumerate()
         .map(|(index, mut op)| {
-            let budget = budget.clone();
+            let batch = batch.clone();
             let options = options.clone();
             async move {
-                let result = op.wait_limited(&options, Some(budget)).await;
+                let result = op.wait_limited(&options, Some(batch)).await;
                 (index, op, result)
             }
         })

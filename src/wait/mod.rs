@@ -5,6 +5,7 @@
 //! | [`decide`](self) (internal) | the pure decision: which RPC next, after what delay |
 //! | `waiter` (internal) | the one loop that executes it: one sleep site, the probe, admission |
 //! | `coalesce` (internal) | where that sleep ends: on a grid the client's waits share, so polls due together go out together |
+//! | `roster` (internal) | batched polling: a batch's polls under one collection answered by one ListOperations round |
 //! | `batch` | waiting for one operation or many: [`Operation::wait`], [`OperationsClient::wait_for`], [`wait_all`], [`wait_stream`] |
 //! | `watch` | progress: [`Operation::watch`], [`OperationsClient::watch_each`] |
 //!
@@ -14,8 +15,8 @@
 //! |---|---|---|
 //! | [`Operation::wait`] | one typed handle; the handle follows along | one WaitOperation per `wait_rpc_cap` (60 s) the operation runs; polling: one GetOperation per poll delay |
 //! | [`OperationsClient::wait_for`] | one operation by name | the same |
-//! | [`wait_all`], [`wait_stream`] | many typed handles on the caller's task | the same per operation; at most `max_in_flight_rpcs` GetOperations in flight |
-//! | [`Operation::watch`], [`OperationsClient::watch_each`] | progress reports | on the Wait path one WaitOperation per `watch_interval` (10 s), so metadata changes show within it |
+//! | [`wait_all`], [`wait_stream`] | many typed handles on the caller's task | Wait path: the same per operation. Polling: one ListOperations round (its pages) per poll delay for each collection with two waits or more, whatever their number; otherwise a GetOperation per poll, at most `max_in_flight_rpcs` in flight |
+//! | [`Operation::watch`], [`OperationsClient::watch_each`] | progress reports | on the Wait path one WaitOperation per `watch_interval` (10 s), so metadata changes show within it; polling many names: as [`wait_all`] |
 //!
 //! Each client learns once whether the server implements WaitOperation, with one probe:
 //! - In a batch ([`wait_all`], [`wait_stream`], `watch_each` of several names) the probe asks
@@ -27,6 +28,19 @@
 //!   the server takes.
 //!
 //! After UNIMPLEMENTED every wait of the client polls.
+//!
+//! # Batched polling
+//!
+//! A batch's waits that poll (after UNIMPLEMENTED, or with [`WaitStrategy::Poll`]) under
+//! one collection (the name up to `/operations/`) share ListOperations rounds instead of
+//! sending a GetOperation each: 10,000 operations under one location cost ten pages a
+//! round, not 10,000 calls. A finished operation's listing carries its result. Which
+//! `name` lists the collection (its parent, or `…/operations`) is learnt once per client;
+//! a server that lists neither is asked once, and its waits poll by name. A round that
+//! would read more pages than polling by name costs, or whose page tokens repeat, hands the
+//! batch back to polling by name; an operation a round does not show is looked up by name
+//! (deleted: NOT_FOUND ends its wait). Nothing is filtered on the server: `done=true` would
+//! hide deletions and progress, `done=false` the results.
 //!
 //! # How a wait proceeds
 //!
@@ -91,6 +105,7 @@ mod batch;
 mod coalesce;
 mod decide;
 mod options;
+mod roster;
 mod waiter;
 mod watch;
 

@@ -10,13 +10,31 @@ use tracing::Instrument as _;
 
 use super::decide::{Decision, Event, Facts, Plan, Probe, ProbeStyle, Rpc};
 use super::options::{WaitOptions, WaitStrategy};
+use super::roster::{Look, Roster, Seat};
 use crate::client::{OperationsClient, Outcome, RawOperation};
 use crate::error::{Error, Result};
 use crate::status::Code;
 use crate::transport::LongCall;
 
-/// The in-flight budget a batch of waits shares: GetOperations take one permit each.
-pub(crate) type Budget = Arc<Semaphore>;
+/// What the waits of one batch share: the in-flight budget (GetOperations take one permit
+/// each) and the roster that polls their collections by listing them.
+pub(crate) struct Batch {
+    budget: Semaphore,
+    roster: Roster,
+}
+
+impl Batch {
+    /// For waits on `names`, with `options`.
+    pub(crate) fn new<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        options: &WaitOptions,
+    ) -> Arc<Self> {
+        Arc::new(Batch {
+            budget: Semaphore::new(options.max_in_flight_rpcs.max(1)),
+            roster: Roster::new(names, options.poll_backoff),
+        })
+    }
+}
 
 /// What kind of wait this is: how it probes, and what it reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +101,9 @@ pub(crate) struct Waiter {
     started: Instant,
     deadline: Option<Instant>,
     rpcs: u32,
-    budget: Option<Budget>,
+    batch: Option<Arc<Batch>>,
+    /// The wait's place in its collection's listing rounds, if its batch lists it.
+    seat: Option<Seat>,
     stall: Stall,
 }
 
@@ -95,9 +115,12 @@ impl Waiter {
         fresh: bool,
         options: &WaitOptions,
         mode: Mode,
-        budget: Option<Budget>,
+        batch: Option<Arc<Batch>>,
     ) -> Self {
         let started = Instant::now();
+        let seat = batch
+            .as_ref()
+            .and_then(|batch| batch.roster.seat(&last.name));
         let policy = client.retry_policy();
         let mut plan = Plan::new(
             options,
@@ -120,7 +143,8 @@ impl Waiter {
             started,
             deadline: options.timeout.and_then(|t| started.checked_add(t)),
             rpcs: 0,
-            budget,
+            seat,
+            batch,
             stall: Stall::Quiet { since: started },
         }
     }
@@ -246,16 +270,25 @@ impl Waiter {
     async fn send(&mut self, rpc: Rpc) -> Event {
         match rpc {
             Rpc::Get => {
-                let _permit = match &self.budget {
-                    Some(budget) => match self.bounded(budget.clone().acquire_owned()).await {
+                let sent = Instant::now();
+                let client = self.client.clone();
+                if let Some(seat) = self.seat.as_mut() {
+                    match within(self.deadline, seat.look(&client, &self.last.name)).await {
+                        None => return Event::DeadlinePassed,
+                        Some(Look::Listed(op)) => return self.record(rpc, Ok(op), sent),
+                        Some(Look::Failed(err)) => return self.record(rpc, Err(err), sent),
+                        Some(Look::ByName) => {}
+                    }
+                }
+                let batch = self.batch.clone();
+                let _permit = match &batch {
+                    Some(batch) => match self.bounded(batch.budget.acquire()).await {
                         Some(permit) => permit.ok(),
                         None => return Event::DeadlinePassed,
                     },
                     None => None,
                 };
                 self.rpcs = self.rpcs.saturating_add(1);
-                let client = self.client.clone();
-                let sent = Instant::now();
                 match self.bounded(client.get_once(&self.last.name)).await {
                     Some(answer) => self.record(rpc, answer, sent),
                     None => Event::DeadlinePassed,
@@ -380,10 +413,7 @@ impl Waiter {
 
     /// Runs `future` until the wait's deadline; `None` past it.
     async fn bounded<T>(&self, future: impl Future<Output = T>) -> Option<T> {
-        match self.deadline {
-            None => Some(future.await),
-            Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
-        }
+        within(self.deadline, future).await
     }
 
     fn timeout(&self) -> Error {
@@ -393,5 +423,13 @@ impl Waiter {
             elapsed: self.started.elapsed(),
             rpcs: self.rpcs,
         }
+    }
+}
+
+/// Runs `future` until `deadline`; `None` past it.
+async fn within<T>(deadline: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        None => Some(future.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
     }
 }

@@ -1,14 +1,11 @@
 //! Progress: a stream of reports as an operation runs, for one typed handle or many names.
 
-use std::sync::Arc;
-
 use futures_core::Stream;
 use futures_util::StreamExt as _;
 use prost::{Message, Name};
-use tokio::sync::Semaphore;
 
 use super::options::WaitOptions;
-use super::waiter::{Mode, Progressed, Waiter};
+use super::waiter::{Batch, Mode, Progressed, Waiter};
 use crate::client::{OperationsClient, RawOperation};
 use crate::error::{Error, Result};
 use crate::operation::{Operation, OperationResponse, Snapshot, unseen};
@@ -130,8 +127,8 @@ impl OperationsClient {
         I: IntoIterator<Item = String>,
     {
         let options = watch_options(options);
-        let budget = Arc::new(Semaphore::new(options.max_in_flight_rpcs.max(1)));
         let names: Vec<String> = names.into_iter().collect();
+        let batch = Batch::new(names.iter().map(String::as_str), &options);
         let mode = Mode::WatchEach {
             batch: names.len() > 1,
         };
@@ -139,8 +136,8 @@ impl OperationsClient {
             Ok(raw) => {
                 // No GetOperation first: the first WaitOperation is the first look (one RPC
                 // for an operation that finishes within the watch interval).
-                let budget = Some(budget.clone());
-                let waiter = Waiter::new(self.clone(), raw, false, &options, mode, budget);
+                let batch = Some(batch.clone());
+                let waiter = Waiter::new(self.clone(), raw, false, &options, mode, batch);
                 snapshots(waiter, true)
                     .map(move |item| (name.clone(), item))
                     .boxed()

@@ -10,6 +10,7 @@ mod chaos;
 mod client;
 mod fake;
 mod json;
+mod listing;
 mod other_apis;
 mod properties;
 mod protocol;

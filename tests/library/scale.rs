@@ -64,7 +64,7 @@ async fn many_more_waits_than_streams_all_complete_without_transport_errors() {
     // Never more streams than 2 connections × 4, and both kinds of call were used.
     assert!(fake.peak_in_flight() <= 8, "peak {}", fake.peak_in_flight());
     assert!(fake.calls(FakeMethod::WaitOperation) > 0);
-    assert!(fake.calls(FakeMethod::GetOperation) > 0);
+    assert!(fake.calls(FakeMethod::ListOperations) > 0);
     fake.shutdown().await;
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, Script};
+use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Listing, Outcome, Script};
 use longrunning::transport::Connector;
 use longrunning::vision::{ProductSearch, pb};
 use longrunning::wait::WaitOptions;
@@ -396,6 +396,8 @@ async fn poll_thirty_operations(
     prefix: &str,
 ) -> Vec<longrunning::wait::Finished<(), ()>> {
     use longrunning::wait::{self, WaitStrategy};
+    // A GetOperation per poll: a server that lists nothing.
+    fake.set_listing(Listing::Unimplemented);
     let ops: Vec<_> = (0..30u64)
         .map(|i| {
             let name = fake.insert(
@@ -541,6 +543,8 @@ async fn polling_under_a_quota(quota: u32, operations: u64, spread: Duration) ->
         .await
         .unwrap();
     fake.set_wait_unimplemented(true);
+    // Per-operation polling: a server that lists nothing.
+    fake.set_listing(Listing::Unimplemented);
     fake.set_quota(Some(quota));
     let client = fake.client();
     let ops: Vec<_> = (0..operations)

@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use longrunning::backoff::Backoff;
 use longrunning::proto::rpc;
-use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, RecordedRequest, Script};
+use longrunning::testing::{
+    FakeMethod, FakeServer, HttpFault, Listing, Outcome, RecordedRequest, Script,
+};
 use longrunning::vision::{AnnotationState, BatchState, ImageAnnotator, ProductSearch, pb};
 use longrunning::wait::{self, Progress, WaitOptions, WaitStrategy};
 use longrunning::{Code, Error, Operation};
@@ -777,6 +779,8 @@ async fn many_polls_never_have_more_rpcs_in_flight_than_the_bound_and_waits_are_
             .await
             .unwrap();
         fake.set_latency(Duration::from_millis(100));
+        // GetOperations, one per poll: a server that lists nothing.
+        fake.set_listing(Listing::Unimplemented);
         let client = fake.client();
         let ops: Vec<_> = (0..50u64)
             .map(|i| {
@@ -846,6 +850,8 @@ async fn quota_errors_without_retry_info_never_lose_a_wait() {
                 EmptyOperation::from_name(client.clone(), &name).unwrap()
             })
             .collect();
+        // A GetOperation per poll (quota errors in listing rounds: `listing.rs`).
+        fake.set_listing(Listing::Unimplemented);
         fake.set_fault_status(quota_error());
         fake.set_fault_rate(0.3);
         let options = WaitOptions {
@@ -964,6 +970,7 @@ async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_t
 #[tokio::test(start_paused = true)]
 async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
     let fake = FakeServer::start().await.unwrap();
+    fake.set_listing(Listing::Unimplemented);
     let client = fake.client();
     let epoch = Instant::now();
     let ops: Vec<EmptyOperation> = (0..200)

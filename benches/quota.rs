@@ -11,6 +11,15 @@
 //!    healthy server and then with the quota errors. Reported on the fake's own clock (the
 //!    arrival times it recorded): the busiest one-second window, against the limit plus the
 //!    burst (50 + 5), and the mean rate (lowered after quota errors, to an eighth at most).
+//! 3. **10,000 in a quota** (issue #24): 10,000 operations under one collection, finishing
+//!    evenly over 2 minutes, on a server without WaitOperation that admits 900 Operations
+//!    RPCs a minute, waited for with default options and no rate set; once with the fake
+//!    listing the collection (batched polling) and once without (per-operation polling,
+//!    held to the quota by the adaptive limit). On tokio's paused clock, in memory: exact,
+//!    and a few seconds of real time. Reported: waits lost, Operations RPCs per operation,
+//!    quota refusals in the first minute and after it (against the RPCs sent after it), and
+//!    the lag from finishing to being seen done (p50, p99, max). `QUOTA_ONLY_10K=1` runs
+//!    this part alone.
 
 mod support;
 
@@ -20,7 +29,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 
 use longrunning::proto::rpc;
-use longrunning::testing::{FakeServer, Outcome, Script};
+use longrunning::testing::{FakeServer, Listing, Outcome, Script};
 use longrunning::transport::Connector;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use longrunning::{Code, ErrorDetail, Operation, OperationsClient, Status};
@@ -31,6 +40,12 @@ const MAX_RPS: f64 = 50.0;
 const HELD_OPS: usize = 200;
 
 fn main() {
+    if std::env::var_os("QUOTA_ONLY_10K").is_some() {
+        for listing in [Listing::ParentOrCollection, Listing::Unimplemented] {
+            paused_runtime().block_on(in_a_quota(listing));
+        }
+        return;
+    }
     runtime().block_on(async {
         for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
             absorbed(strategy).await;
@@ -39,6 +54,86 @@ fn main() {
             held(quota_errors).await;
         }
     });
+    for listing in [Listing::ParentOrCollection, Listing::Unimplemented] {
+        paused_runtime().block_on(in_a_quota(listing));
+    }
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime")
+}
+
+const QUOTA_OPS: usize = 10_000;
+const QUOTA_PER_MINUTE: u32 = 900;
+
+async fn in_a_quota(listing: Listing) {
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .expect("fake");
+    fake.set_wait_unimplemented(true);
+    fake.set_listing(listing);
+    fake.set_quota(Some(QUOTA_PER_MINUTE));
+    let client = fake.client();
+    let start = Instant::now();
+    let spread = Duration::from_secs(120);
+    let mut due = HashMap::new();
+    let ops: Vec<Operation<(), ()>> = (0..QUOTA_OPS)
+        .map(|i| {
+            let after = spread.mul_f64(i as f64 / QUOTA_OPS as f64);
+            let name = fake.insert(
+                format!("projects/p/locations/us-west1/operations/op{i:05}"),
+                Script::finishing_after(after, Outcome::NoResult),
+            );
+            due.insert(name.clone(), start + after);
+            Operation::from_name(client.clone(), &name).expect("a valid name")
+        })
+        .collect();
+    let mut finished = wait::wait_stream(ops, &WaitOptions::default());
+    let mut first_minute = None;
+    let minute = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(minute);
+    let mut lags = Vec::new();
+    let mut lost = 0;
+    loop {
+        tokio::select! {
+            item = finished.next() => match item {
+                Some((op, Ok(()))) => lags.push(due[op.name()].elapsed()),
+                Some((op, Err(err))) => {
+                    lost += 1;
+                    eprintln!("lost {}: {err}", op.name());
+                }
+                None => break,
+            },
+            () = &mut minute, if first_minute.is_none() => {
+                first_minute = Some((fake.total_calls(), fake.quota_refusals()));
+            }
+        }
+    }
+    let took = start.elapsed();
+    let (sent_first, refused_first) =
+        first_minute.unwrap_or((fake.total_calls(), fake.quota_refusals()));
+    let sent_after = fake.total_calls() - sent_first;
+    let refused_after = fake.quota_refusals() - refused_first;
+    let rpcs = fake.total_calls() as f64 / QUOTA_OPS as f64;
+    let (p50, p99, max) = percentiles(lags);
+    println!(
+        "{QUOTA_OPS} waits in {QUOTA_PER_MINUTE} a minute, {}: {lost} lost; {rpcs:.3} Operations RPCs \
+         per operation ({} in all); refused {refused_first} in the first minute, \
+         {refused_after} of {sent_after} after it; lag p50 {p50:.1?} p99 {p99:.1?} max {max:.1?}; \
+         all done {took:.0?} after the start",
+        match listing {
+            Listing::Unimplemented => "server that lists nothing (polling by name)",
+            _ => "batched polling",
+        },
+        fake.total_calls(),
+    );
+    fake.shutdown().await;
 }
 
 /// Google's quota error without `RetryInfo`.
@@ -127,6 +222,8 @@ async fn held(quota_errors: bool) {
         .max_rps(MAX_RPS)
         .connect_lazy()
         .expect("client");
+    // A GetOperation per poll, so that the limit has calls to hold.
+    fake.set_listing(Listing::Unimplemented);
     let (ops, _) = operations(&fake, &client, HELD_OPS, Duration::from_secs(8));
     if quota_errors {
         fake.set_fault_status(quota_error());

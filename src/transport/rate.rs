@@ -64,12 +64,61 @@ struct Limiter {
     /// Whether any limit is in force (an adaptive limiter before the first quota error has
     /// none): calls then go without touching the lock.
     limited: AtomicBool,
-    /// Adaptive: answers that were not quota errors, per second of the last minute, each
-    /// slot the second it counts (high 32 bits) and how many (low 32 bits); without a lock,
-    /// since every answer counts. A race between two seconds loses a count at most.
-    admitted: [AtomicU64; ADMITTED_WINDOW],
+    /// Adaptive: answers that were not quota errors over the last minute.
+    admitted: LastMinute,
+    /// Adaptive: quota errors over the last minute.
+    refused: LastMinute,
+    /// Adaptive: calls sent and not yet answered (a parked WaitOperation was admitted when
+    /// it arrived, though its answer comes much later).
+    in_flight: AtomicU64,
+}
+
+/// A count of events over the last minute, per second: each slot holds the second it
+/// counts (high 32 bits) and how many (low 32 bits); without a lock, since every answer
+/// counts. A race between two seconds loses a count at most.
+struct LastMinute {
+    slots: [AtomicU64; ADMITTED_WINDOW],
     /// The origin of those seconds.
     epoch: Instant,
+}
+
+impl LastMinute {
+    fn new(epoch: Instant) -> Self {
+        LastMinute {
+            slots: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
+            epoch,
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() & 0xffff_ffff
+    }
+
+    /// Counts one event now.
+    fn count(&self) {
+        let second = self.second(Instant::now());
+        let slot = &self.slots[(second % ADMITTED_WINDOW as u64) as usize];
+        let packed = slot.load(Ordering::Relaxed);
+        if packed >> 32 == second {
+            slot.fetch_add(1, Ordering::Relaxed);
+        } else {
+            slot.store(second << 32 | 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The events of the last minute.
+    fn total(&self, now: Instant) -> u64 {
+        let second = self.second(now);
+        self.slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|packed| {
+                let at = packed >> 32;
+                at <= second && second - at < ADMITTED_WINDOW as u64
+            })
+            .map(|packed| packed & 0xffff_ffff)
+            .sum()
+    }
 }
 
 /// How long back the rate the server admits is measured.
@@ -130,8 +179,9 @@ impl RateLimitLayer {
                 max_rps,
                 burst: burst.max(1),
                 limited: AtomicBool::new(rps.is_finite()),
-                admitted: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
-                epoch: now,
+                admitted: LastMinute::new(now),
+                refused: LastMinute::new(now),
+                in_flight: AtomicU64::new(0),
                 state: Mutex::new(State {
                     rps,
                     // Long ago: the first burst may go at once.
@@ -208,8 +258,15 @@ impl Limiter {
                 state.rps = (state.rps / 2.0).max(floor).min(state.rps);
             }
             None => {
-                // What the server admitted over the last minute is what it admits.
-                let admitted = self.admitted_per_second(now);
+                // What the server admitted over the last minute is what it admits. The limit
+                // starts once the server refuses more than it admits: one that admits most
+                // calls is not refusing for a spent quota, and each call's backoff answers it.
+                self.refused.count();
+                let admitted = self.admitted.total(now) + self.in_flight.load(Ordering::Relaxed);
+                if !state.rps.is_finite() && self.refused.total(now) <= admitted {
+                    return;
+                }
+                let admitted = admitted as f64 / ADMITTED_WINDOW as f64;
                 if !state.rps.is_finite() {
                     state.started_at_rps = admitted.max(ADAPTIVE_FLOOR_RPS);
                     state.next = now;
@@ -231,36 +288,30 @@ impl Limiter {
 impl Limiter {
     /// An answer that was not a quota error (counted only by an adaptive limiter).
     fn admitted(&self) {
-        if self.max_rps.is_some() {
-            return;
-        }
-        let second = Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-            & 0xffff_ffff;
-        let slot = &self.admitted[(second % ADMITTED_WINDOW as u64) as usize];
-        let packed = slot.load(Ordering::Relaxed);
-        if packed >> 32 == second {
-            slot.fetch_add(1, Ordering::Relaxed);
-        } else {
-            slot.store(second << 32 | 1, Ordering::Relaxed);
+        if self.max_rps.is_none() {
+            self.admitted.count();
         }
     }
+}
 
-    /// The answers admitted per second over the last minute.
-    fn admitted_per_second(&self, now: Instant) -> f64 {
-        let second = now.saturating_duration_since(self.epoch).as_secs() & 0xffff_ffff;
-        let recent: u64 = self
-            .admitted
-            .iter()
-            .map(|slot| slot.load(Ordering::Relaxed))
-            .filter(|packed| {
-                let at = packed >> 32;
-                at <= second && second - at < ADMITTED_WINDOW as u64
-            })
-            .map(|packed| packed & 0xffff_ffff)
-            .sum();
-        recent as f64 / ADMITTED_WINDOW as f64
+/// A call in flight, counted by an adaptive limiter while it lasts.
+struct InFlight<'a>(Option<&'a AtomicU64>);
+
+impl<'a> InFlight<'a> {
+    fn new(limiter: &'a Limiter) -> Self {
+        let counter = limiter.max_rps.is_none().then_some(&limiter.in_flight);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0 {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -344,7 +395,9 @@ where
                     at
                 }
             };
+            let in_flight = InFlight::new(&limiter);
             let response = inner.call(request).await.map_err(Into::into)?;
+            drop(in_flight);
             if grpc_status(response.headers()) == Some(tonic::Code::ResourceExhausted) {
                 limiter.lower(sent);
             } else {
@@ -366,11 +419,16 @@ mod tests {
         let start = Instant::now();
         // No limit: every slot is now, whatever the number.
         assert!((0..1000).all(|_| limiter.slot() == start));
-        // The server admitted 120 calls in the last minute, then refused one.
+        // The server admitted 120 calls in the last minute, then refused as many: no limit
+        // yet (it admits most calls); one refusal more, and the limit is what it admitted.
         for _ in 0..120 {
             limiter.admitted();
         }
         tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..120 {
+            limiter.lower(Instant::now());
+        }
+        assert!(layer.current_rps().is_infinite());
         limiter.lower(Instant::now());
         assert_eq!(layer.current_rps(), 2.0);
         // Answers to calls sent before carry no news; a later refusal sets it again from
@@ -387,6 +445,29 @@ mod tests {
         assert!((rates[0] - 2.2).abs() < 1e-9, "{rates:?}");
         assert!(rates.windows(2).all(|w| w[1] > w[0] || w[1].is_infinite()));
         assert!(rates.last().unwrap().is_infinite(), "{rates:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_in_flight_count_as_admitted_so_random_refusals_never_limit() {
+        // A thousand WaitOperations parked at the server, 30 % of them refused at once:
+        // the server admitted most of them, though none has answered yet.
+        let layer = RateLimitLayer::adaptive();
+        let limiter = &layer.limiter;
+        let parked: Vec<InFlight<'_>> = (0..700).map(|_| InFlight::new(limiter)).collect();
+        for _ in 0..300 {
+            limiter.lower(Instant::now());
+        }
+        assert!(layer.current_rps().is_infinite());
+        assert!(!limiter.limited.load(Ordering::Relaxed));
+        // Once they are answered and the server refuses more than it admitted: limited.
+        drop(parked);
+        for _ in 0..700 {
+            limiter.admitted();
+        }
+        for _ in 0..401 {
+            limiter.lower(Instant::now());
+        }
+        assert!((layer.current_rps() - 700.0 / 60.0).abs() < 1e-9);
     }
 
     #[tokio::test(start_paused = true)]

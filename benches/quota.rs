@@ -18,8 +18,13 @@
 //!    held to the quota by the adaptive limit). On tokio's paused clock, in memory: exact,
 //!    and a few seconds of real time. Reported: waits lost, Operations RPCs per operation,
 //!    quota refusals in the first minute and after it (against the RPCs sent after it), and
-//!    the lag from finishing to being seen done (p50, p99, max). `QUOTA_ONLY_10K=1` runs
-//!    this part alone.
+//!    the lag from finishing to being seen done (p50, p99, max).
+//! 4. **`lro wait --from-file` of the same 10,000 names**, on the real clock: the fake
+//!    serves on loopback (900 a minute, no WaitOperation) and `lro` (built with `cargo build
+//!    --release --features cli`; skipped, saying so, without it) waits in a child process.
+//!    Reported as in 3, the lag from each operation's finish to its line on `lro`'s stdout.
+//!
+//! `QUOTA_ONLY_10K=1` runs 3 and 4 alone.
 
 mod support;
 
@@ -44,6 +49,7 @@ fn main() {
         for listing in [Listing::ParentOrCollection, Listing::Unimplemented] {
             paused_runtime().block_on(in_a_quota(listing));
         }
+        runtime().block_on(lro_in_a_quota());
         return;
     }
     runtime().block_on(async {
@@ -57,6 +63,98 @@ fn main() {
     for listing in [Listing::ParentOrCollection, Listing::Unimplemented] {
         paused_runtime().block_on(in_a_quota(listing));
     }
+    runtime().block_on(lro_in_a_quota());
+}
+
+/// `lro wait --from-file` of 10,000 names in a 900-a-minute quota, on the real clock.
+async fn lro_in_a_quota() {
+    use tokio::io::AsyncBufReadExt as _;
+    let lro = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("lro")))
+        .filter(|lro| lro.exists());
+    let Some(lro) = lro else {
+        println!(
+            "lro wait in a quota: skipped (no target/release/lro: cargo build --release --features cli)"
+        );
+        return;
+    };
+    let fake = FakeServer::builder()
+        .record_requests(false)
+        .start()
+        .await
+        .expect("fake");
+    fake.set_wait_unimplemented(true);
+    fake.set_quota(Some(QUOTA_PER_MINUTE));
+    let start = Instant::now();
+    let spread = Duration::from_secs(120);
+    let mut due = HashMap::new();
+    let mut names = String::new();
+    for i in 0..QUOTA_OPS {
+        let after = spread.mul_f64(i as f64 / QUOTA_OPS as f64);
+        let name = fake.insert(
+            format!("projects/p/locations/us-west1/operations/op{i:05}"),
+            Script::finishing_after(after, Outcome::NoResult),
+        );
+        names.push_str(&name);
+        names.push('\n');
+        due.insert(name, start + after);
+    }
+    let file = std::env::temp_dir().join(format!("lro-quota-{}.names", std::process::id()));
+    std::fs::write(&file, names).expect("write the names");
+    let mut child = tokio::process::Command::new(&lro)
+        .arg("--endpoint")
+        .arg(fake.endpoint())
+        .args(["--quiet", "wait", "--from-file"])
+        .arg(&file)
+        .env_remove("LRO_EMULATOR_HOST")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start lro");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut lags = Vec::new();
+    let mut first_minute = None;
+    let minute = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(minute);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    let seen = Instant::now();
+                    let name = serde_json::from_str::<serde_json::Value>(&line)
+                        .ok()
+                        .and_then(|op| Some(op.get("name")?.as_str()?.to_owned()));
+                    if let Some(at) = name.and_then(|name| due.remove(&name)) {
+                        lags.push(seen - at);
+                    }
+                }
+                _ => break,
+            },
+            () = &mut minute, if first_minute.is_none() => {
+                first_minute = Some((fake.total_calls(), fake.quota_refusals()));
+            }
+        }
+    }
+    let status = child.wait().await.expect("lro ends");
+    let took = start.elapsed();
+    let _ = std::fs::remove_file(&file);
+    let (sent_first, refused_first) =
+        first_minute.unwrap_or((fake.total_calls(), fake.quota_refusals()));
+    let (p50, p99, max) = percentiles(lags);
+    println!(
+        "lro wait --from-file, {QUOTA_OPS} names in {QUOTA_PER_MINUTE} a minute, real time: \
+         exit {}; {} not printed; {:.3} Operations RPCs per operation ({} in all); \
+         refused {refused_first} in the first minute, {} of {} after it; \
+         lag p50 {p50:.1?} p99 {p99:.1?} max {max:.1?}; done {took:.0?} after the start",
+        status.code().map_or("by a signal".to_owned(), |code| code.to_string()),
+        due.len(),
+        fake.total_calls() as f64 / QUOTA_OPS as f64,
+        fake.total_calls(),
+        fake.quota_refusals() - refused_first,
+        fake.total_calls() - sent_first,
+    );
+    fake.shutdown().await;
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {

@@ -147,7 +147,9 @@ async fn lro_in_a_quota() {
          exit {}; {} not printed; {:.3} Operations RPCs per operation ({} in all); \
          refused {refused_first} in the first minute, {} of {} after it; \
          lag p50 {p50:.1?} p99 {p99:.1?} max {max:.1?}; done {took:.0?} after the start",
-        status.code().map_or("by a signal".to_owned(), |code| code.to_string()),
+        status
+            .code()
+            .map_or("by a signal".to_owned(), |code| code.to_string()),
         due.len(),
         fake.total_calls() as f64 / QUOTA_OPS as f64,
         fake.total_calls(),

@@ -13,15 +13,20 @@ pub enum Jitter {
     Random,
     /// The same, from this seed: the same seed gives the same delays (for tests).
     Seeded(u64),
+    /// "Full jitter": each delay uniformly random within [0, 100 %] of the computed one, as
+    /// Google's Python api-core and gax-java retry, from a fresh random seed.
+    Full,
     /// No jitter: every delay is the computed one.
     Off,
 }
 
 impl Jitter {
-    fn rng(self) -> Option<fastrand::Rng> {
+    /// The random source, and the least fraction of the computed delay a delay can be.
+    fn rng(self) -> Option<(fastrand::Rng, f64)> {
         match self {
-            Jitter::Random => Some(fastrand::Rng::new()),
-            Jitter::Seeded(seed) => Some(fastrand::Rng::with_seed(seed)),
+            Jitter::Random => Some((fastrand::Rng::new(), 0.5)),
+            Jitter::Seeded(seed) => Some((fastrand::Rng::with_seed(seed), 0.5)),
+            Jitter::Full => Some((fastrand::Rng::new(), 0.0)),
             Jitter::Off => None,
         }
     }
@@ -110,7 +115,7 @@ impl Backoff {
 pub(crate) struct Schedule {
     backoff: Backoff,
     next: Duration,
-    rng: Option<fastrand::Rng>,
+    rng: Option<(fastrand::Rng, f64)>,
 }
 
 impl Schedule {
@@ -127,8 +132,8 @@ impl Schedule {
         let computed = self.next;
         self.next = self.backoff.after(computed);
         match &mut self.rng {
-            // The factor is within [0.5, 1]: the product never exceeds `computed`.
-            Some(rng) => computed.mul_f64(0.5 + rng.f64() * 0.5),
+            // The factor is within [least, 1]: the product never exceeds `computed`.
+            Some((rng, least)) => computed.mul_f64(*least + rng.f64() * (1.0 - *least)),
             None => computed,
         }
     }
@@ -151,6 +156,16 @@ mod tests {
         let delays: Vec<_> = backoff.computed_delays().take(8).collect();
         let expected = [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000].map(MS);
         assert_eq!(delays, expected);
+    }
+
+    #[test]
+    fn full_jitter_spreads_delays_over_all_of_the_computed_one() {
+        let backoff = Backoff::new(MS(1000), MS(1000), 1.0).with_jitter(Jitter::Full);
+        let delays: Vec<_> = backoff.delays().take(400).collect();
+        assert!(delays.iter().all(|d| *d <= MS(1000)));
+        // 400 draws: all above half would be a 1 in 2^400 event.
+        assert!(delays.iter().any(|d| *d < MS(500)), "{delays:?}");
+        assert!(delays.iter().any(|d| *d > MS(500)), "{delays:?}");
     }
 
     #[test]

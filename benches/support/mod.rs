@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use longrunning::testing::{FakeMethod, FakeServer};
 
-/// Set in a child process: serve the fake (with `FAKE_STREAMS`, `FAKE_MIN_MS`, `FAKE_SPREAD_MS`).
+/// Set in a child process: serve the fake (with `FAKE_STREAMS`, `FAKE_MIN_MS`,
+/// `FAKE_SPREAD_MS`; `FAKE_NO_LIST` answers ListOperations UNIMPLEMENTED, `FAKE_NO_WAIT`
+/// WaitOperation).
 pub(crate) const SERVE_ENV: &str = "LRO_BENCH_SERVE";
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
@@ -27,8 +29,21 @@ pub(crate) struct FakeChild {
 impl FakeChild {
     /// Operations take `min` plus up to `spread`; `streams` per connection if given.
     pub(crate) fn start(min: Duration, spread: Duration, streams: Option<u32>) -> Self {
+        Self::start_with(min, spread, streams, &[])
+    }
+
+    /// The same, with more of the variables above set (to "1").
+    pub(crate) fn start_with(
+        min: Duration,
+        spread: Duration,
+        streams: Option<u32>,
+        flags: &[&str],
+    ) -> Self {
         let exe = std::env::current_exe().expect("own path");
         let mut command = Command::new(exe);
+        for flag in flags {
+            command.env(flag, "1");
+        }
         command
             .env(SERVE_ENV, "1")
             .env("FAKE_MIN_MS", min.as_millis().to_string())
@@ -71,6 +86,10 @@ pub(crate) fn serve_in_child() {
             builder = builder.max_concurrent_streams(streams as u32);
         }
         let fake = builder.start().await.expect("fake");
+        if std::env::var_os("FAKE_NO_LIST").is_some() {
+            fake.set_listing(longrunning::testing::Listing::Unimplemented);
+        }
+        fake.set_wait_unimplemented(std::env::var_os("FAKE_NO_WAIT").is_some());
         fake.set_operation_duration(Duration::from_millis(
             number("FAKE_MIN_MS").unwrap_or(10_000),
         ));

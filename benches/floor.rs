@@ -1,0 +1,214 @@
+//! The floor: `cargo bench --features testing --bench floor`.
+//!
+//! Client CPU per completed wait of this crate's waiter beside the floor: tonic's generated
+//! `Operations` client with nothing around it (one channel, a task per operation, no
+//! headers, no deadlines, no retries), sending the same RPCs on the same schedule. 1,000
+//! operations, each done a random 0–8 s after it starts, against the fake in a child
+//! process; each client runs in a child process of its own on one thread (as `lro` does),
+//! started after the operations are (the starts are not measured). Five interleaved
+//! rounds; medians. CPU is read from `/proc` in 10 ms ticks.
+//!
+//! - **polling**: the fake answers WaitOperation and ListOperations UNIMPLEMENTED; the floor
+//!   polls GetOperation on our default schedule (1 s ×1.5 to 30 s, jittered to [50 %,
+//!   100 %], the same generator); ours is `wait_stream` with `WaitStrategy::Poll` (two
+//!   ListOperations probes, then a GetOperation per poll).
+//! - **Wait path**: the floor sends one WaitOperation per operation (60 s) until done; ours
+//!   is `wait_stream` with default options (one probe, then one WaitOperation each).
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use longrunning::proto::longrunning as lro;
+use longrunning::transport::Connector;
+use longrunning::vision::{ProductSearch, pb};
+use longrunning::wait::{self, WaitOptions, WaitStrategy};
+use support::{FakeChild, SERVE_ENV, cpu_time};
+
+const OPS: usize = 1000;
+const ROUNDS: usize = 5;
+const CLIENT_ENV: &str = "LRO_FLOOR_CLIENT";
+const ENDPOINT_ENV: &str = "LRO_FLOOR_ENDPOINT";
+
+fn main() {
+    if std::env::var_os(SERVE_ENV).is_some() {
+        support::serve_in_child();
+        return;
+    }
+    if let (Ok(client), Ok(endpoint)) = (std::env::var(CLIENT_ENV), std::env::var(ENDPOINT_ENV)) {
+        let cpu = run_client(&client, endpoint);
+        println!("{}", cpu.as_micros());
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let clients = ["floor-poll", "ours-poll", "floor-wait", "ours-wait"];
+    let mut cpu: Vec<Vec<Duration>> = vec![Vec::new(); clients.len()];
+    let mut rpcs: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+    for round in 0..ROUNDS {
+        for (i, client) in clients.iter().enumerate() {
+            let flags: &[&str] = if client.ends_with("poll") {
+                &["FAKE_NO_LIST", "FAKE_NO_WAIT"]
+            } else {
+                &[]
+            };
+            let fake = FakeChild::start_with(Duration::ZERO, Duration::from_secs(8), None, flags);
+            let output = Command::new(&exe)
+                .env(CLIENT_ENV, client)
+                .env(ENDPOINT_ENV, &fake.endpoint)
+                .output()
+                .expect("run the client");
+            let (gets, waits) = fake.stop();
+            let micros: u64 = String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| {
+                    panic!("{client}: {}", String::from_utf8_lossy(&output.stderr))
+                });
+            cpu[i].push(Duration::from_micros(micros));
+            rpcs[i].push((gets + waits) as f64 / OPS as f64);
+            eprintln!("round {round}: {client}: {micros} µs CPU, {gets} Get, {waits} Wait");
+        }
+    }
+    let median = |values: &mut Vec<Duration>| {
+        values.sort();
+        values[values.len() / 2]
+    };
+    let medians: Vec<Duration> = cpu.iter_mut().map(median).collect();
+    for (i, client) in clients.iter().enumerate() {
+        let mut r = rpcs[i].clone();
+        r.sort_by(f64::total_cmp);
+        let floor = medians[i - i % 2];
+        println!(
+            "{client}: CPU per completed wait {:.1} µs (median of {ROUNDS}: {:?}); {:.2}× the floor; \
+             Get+Wait RPCs per operation {:.2}",
+            medians[i].as_secs_f64() * 1e6 / OPS as f64,
+            cpu[i],
+            medians[i].as_secs_f64() / floor.as_secs_f64(),
+            r[r.len() / 2],
+        );
+    }
+}
+
+/// Starts the operations (not measured), waits for them all; returns the CPU the waits took.
+fn run_client(client: &str, endpoint: String) -> Duration {
+    // One thread, as `lro` runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let ours = Connector::new()
+            .endpoint(endpoint.clone())
+            .connect()
+            .await
+            .expect("connect");
+        let search = ProductSearch::new(ours.clone());
+        let request = pb::PurgeProductsRequest {
+            parent: "projects/p/locations/us-west1".into(),
+            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+                true,
+            )),
+            force: true,
+        };
+        let started = futures_util::future::join_all(
+            (0..OPS).map(|_| search.purge_products(request.clone())),
+        )
+        .await;
+        let ops: Vec<_> = started.into_iter().map(|r| r.expect("purge")).collect();
+        let names: Vec<String> = ops.iter().map(|op| op.name().to_owned()).collect();
+        let floor = match client {
+            "floor-poll" | "floor-wait" => {
+                let channel = tonic::transport::Endpoint::from_shared(endpoint)
+                    .expect("endpoint")
+                    .connect()
+                    .await
+                    .expect("connect");
+                Some(lro::operations_client::OperationsClient::new(channel))
+            }
+            _ => None,
+        };
+        let before = cpu_time();
+        match (client, floor) {
+            ("floor-poll", Some(floor)) => {
+                let schedule = WaitOptions::default().poll_backoff;
+                floor_waits(names, move |name| {
+                    let mut floor = floor.clone();
+                    async move {
+                        // The start's answer said not done: a delay first, as ours.
+                        let mut delays = schedule.delays();
+                        loop {
+                            tokio::time::sleep(delays.next().unwrap_or_default()).await;
+                            let request = lro::GetOperationRequest { name: name.clone() };
+                            let op = floor
+                                .get_operation(request)
+                                .await
+                                .expect("get")
+                                .into_inner();
+                            if op.done {
+                                return;
+                            }
+                        }
+                    }
+                })
+                .await;
+            }
+            ("floor-wait", Some(floor)) => {
+                floor_waits(names, move |name| {
+                    let mut floor = floor.clone();
+                    async move {
+                        loop {
+                            let request = lro::WaitOperationRequest {
+                                name: name.clone(),
+                                timeout: Some(prost_types::Duration {
+                                    seconds: 60,
+                                    nanos: 0,
+                                }),
+                            };
+                            let op = floor
+                                .wait_operation(request)
+                                .await
+                                .expect("wait")
+                                .into_inner();
+                            if op.done {
+                                return;
+                            }
+                        }
+                    }
+                })
+                .await;
+            }
+            _ => {
+                let options = WaitOptions {
+                    strategy: if client == "ours-poll" {
+                        WaitStrategy::Poll
+                    } else {
+                        WaitStrategy::Auto
+                    },
+                    ..WaitOptions::default()
+                };
+                let mut finished = wait::wait_stream(ops, &options);
+                while let Some((op, result)) = finished.next().await {
+                    result.unwrap_or_else(|err| panic!("{}: {err}", op.name()));
+                }
+            }
+        }
+        cpu_time() - before
+    })
+}
+
+/// A task per operation, each running `wait`; returns when all have.
+async fn floor_waits<F, Fut>(names: Vec<String>, wait: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = names
+        .into_iter()
+        .map(|name| tokio::spawn(wait(name)))
+        .collect();
+    for task in tasks {
+        task.await.expect("a floor wait");
+    }
+}

@@ -1509,3 +1509,57 @@ async fn get_and_wait_go_through_a_proxy_named_by_http_proxy_alone() {
     );
     proxy.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_to_polling_is_said_once_and_never_as_a_retry() {
+    let fake = fake().await;
+    fake.set_wait_unimplemented(true);
+    let names: Vec<String> = (0..3)
+        .map(|i| {
+            fake.insert(
+                format!("projects/p/locations/us-west1/operations/poll{i}"),
+                Script::finishing_after(Duration::from_millis(200), Outcome::NoResult),
+            )
+        })
+        .collect();
+    let mut args = vec!["wait"];
+    args.extend(names.iter().map(String::as_str));
+    let out = run(&fake, &args).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("the server does not implement WaitOperation: polling")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_and_demo_refuse_connection_options_rather_than_ignore_them() {
+    for args in [
+        &["--endpoint", "http://127.0.0.1:9", "demo"][..],
+        &["demo", "--token", "secret-token", "--max-rps", "5"],
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy",
+            "http://127.0.0.1:9",
+        ],
+    ] {
+        let out = run_with(lro(), args, "").await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("connects nowhere: it takes no --"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("secret-token"), "{}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -82,52 +82,62 @@ impl OperationsClient {
                 grpc.unary(tonic_request, path, SmallBuffers::<Req, Resp>::new())
                     .await
             });
-            let (status, fault, token_rejected) =
-                match tokio::time::timeout_at(deadline, sent).await {
-                    Ok(Ok(response)) => {
-                        tracing::trace!(method, attempt = number, "rpc succeeded");
-                        return Outcome::Answer(Ok(response.into_inner()));
+            let (status, fault, token_rejected) = match tokio::time::timeout_at(deadline, sent)
+                .await
+            {
+                Ok(Ok(response)) => {
+                    tracing::trace!(method, attempt = number, "rpc succeeded");
+                    return Outcome::Answer(Ok(response.into_inner()));
+                }
+                // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
+                // for the caller it is the same deadline as ours.
+                Ok(Err(status))
+                    if status.code() == Code::Cancelled
+                        && tokio::time::Instant::now() >= deadline =>
+                {
+                    self.silence(timeout)
+                }
+                Ok(Err(status)) => {
+                    let mut return_silence = false;
+                    if carried::<NoLongCallSlot>(&status).is_some() {
+                        return Outcome::NoLongCallSlot;
                     }
-                    // tonic's server ends a call whose `grpc-timeout` expired with CANCELLED;
-                    // for the caller it is the same deadline as ours.
-                    Ok(Err(status))
-                        if status.code() == Code::Cancelled
-                            && tokio::time::Instant::now() >= deadline =>
-                    {
+                    if let Some(error) = layer_error(&status) {
+                        return Outcome::Answer(Err(error));
+                    }
+                    let fault = carried::<Fault>(&status);
+                    // Permanent: never retried.
+                    match fault.map(|fault| (fault.kind(), fault)) {
+                        Some((FaultKind::Certificate, fault)) => {
+                            return Outcome::Answer(Err(Error::Certificate {
+                                peer: fault.peer().to_owned(),
+                                reason: fault.message().to_owned(),
+                            }));
+                        }
+                        Some((FaultKind::ProxyRefused, fault)) => {
+                            return Outcome::Answer(Err(Error::Proxy {
+                                proxy: fault.peer().to_owned(),
+                                message: fault.message().to_owned(),
+                            }));
+                        }
+                        // tonic's channel enforcing the `grpc-timeout` sent: our deadline.
+                        Some((FaultKind::Silent, _)) if tokio::time::Instant::now() >= deadline => {
+                            return_silence = true;
+                        }
+                        _ => {}
+                    }
+                    if return_silence {
                         self.silence(timeout)
-                    }
-                    Ok(Err(status)) => {
-                        if carried::<NoLongCallSlot>(&status).is_some() {
-                            return Outcome::NoLongCallSlot;
-                        }
-                        if let Some(error) = layer_error(&status) {
-                            return Outcome::Answer(Err(error));
-                        }
-                        let fault = carried::<Fault>(&status);
-                        // Permanent: never retried.
-                        match fault.map(|fault| (fault.kind(), fault)) {
-                            Some((FaultKind::Certificate, fault)) => {
-                                return Outcome::Answer(Err(Error::Certificate {
-                                    peer: fault.peer().to_owned(),
-                                    reason: fault.message().to_owned(),
-                                }));
-                            }
-                            Some((FaultKind::ProxyRefused, fault)) => {
-                                return Outcome::Answer(Err(Error::Proxy {
-                                    proxy: fault.peer().to_owned(),
-                                    message: fault.message().to_owned(),
-                                }));
-                            }
-                            _ => {}
-                        }
+                    } else {
                         (
                             Status::from_tonic(&status),
                             fault.map(Fault::kind),
                             carried::<TokenRejected>(&status).is_some(),
                         )
                     }
-                    Err(_) => self.silence(timeout),
-                };
+                }
+                Err(_) => self.silence(timeout),
+            };
             let attempt = Attempt {
                 number,
                 reauthenticated,

@@ -167,6 +167,9 @@ pub(crate) struct Plan {
     /// Failures since the last answer; no-answer failures before the first answer.
     failures: u32,
     unanswered_failures: u32,
+    /// Whether the client retries a call that met silence (DEADLINE_EXCEEDED with no
+    /// answer): before its first answer, a wait gives up on silence as a GetOperation would.
+    retries_silence: bool,
     /// The Get out stands in for a Wait (no long-call slot was free).
     standing_in: bool,
     /// CancelOperation was sent after the deadline.
@@ -196,6 +199,7 @@ impl Plan {
             answered: false,
             failures: 0,
             unanswered_failures: 0,
+            retries_silence: true,
             standing_in: false,
             cancelled: false,
         }
@@ -204,6 +208,13 @@ impl Plan {
     /// The same plan, looking with a GetOperation before anything else.
     pub(crate) fn looking_first(mut self) -> Self {
         self.look_first = true;
+        self
+    }
+
+    /// The same plan, giving up at the first silence before the first answer, as the
+    /// client's GetOperation does when its policy does not retry DEADLINE_EXCEEDED.
+    pub(crate) fn retrying_silence(mut self, retries: bool) -> Self {
+        self.retries_silence = retries;
         self
     }
 
@@ -297,6 +308,14 @@ impl Plan {
                 code: Code::DeadlineExceeded,
                 ..
             } if self.answered => self.wait_after(now, facts),
+            Event::Failed {
+                code: Code::DeadlineExceeded,
+                answered: false,
+                ..
+            } if !self.answered && !self.retries_silence => {
+                self.failures = self.failures.saturating_add(1);
+                Decision::Fail
+            }
             Event::Failed {
                 rpc,
                 code,

@@ -74,6 +74,9 @@ pub(crate) enum Progressed {
     },
     /// The metadata has not changed for `unchanged_for` (only in [`Mode::WatchEach`]).
     Stalled { unchanged_for: std::time::Duration },
+    /// The server answered WaitOperation UNIMPLEMENTED and the wait polls from now on (only
+    /// in [`Mode::WatchEach`], said by the wait that found out).
+    Polling,
 }
 
 /// Whether the operation's metadata has been quiet too long, and whether that was said.
@@ -105,6 +108,8 @@ pub(crate) struct Waiter {
     /// The wait's place in its collection's listing rounds, if its batch lists it.
     seat: Option<Seat>,
     stall: Stall,
+    /// This wait found WaitOperation missing and polls now: said once, when reporting.
+    fell_back: bool,
 }
 
 impl Waiter {
@@ -131,6 +136,7 @@ impl Waiter {
         if mode == Mode::Watch {
             plan = plan.looking_first();
         }
+        let plan = plan.retrying_silence(policy.retry_codes.contains(&Code::DeadlineExceeded));
         Waiter {
             client,
             options: options.clone(),
@@ -146,6 +152,7 @@ impl Waiter {
             seat,
             batch,
             stall: Stall::Quiet { since: started },
+            fell_back: false,
         }
     }
 
@@ -251,6 +258,9 @@ impl Waiter {
             if matches!(self.event, Event::Answered { .. }) {
                 return Ok(Progressed::Answered);
             }
+            if std::mem::take(&mut self.fell_back) && self.mode.reports() {
+                return Ok(Progressed::Polling);
+            }
         }
     }
 
@@ -331,8 +341,9 @@ impl Waiter {
                 let event = self.record(rpc, answer, sent);
                 if missing && self.options.strategy == WaitStrategy::Auto {
                     // Learning that WaitOperation is missing is no failure to report: the
-                    // wait polls from now on.
+                    // wait polls from now on, and says so.
                     self.failure = None;
+                    self.fell_back = true;
                 }
                 event
             }

@@ -39,6 +39,9 @@ pub enum Watched {
         /// How long the metadata has been the same.
         unchanged_for: std::time::Duration,
     },
+    /// The server does not implement WaitOperation: the waits poll from now on (said once,
+    /// by the watch whose WaitOperation found out).
+    Polling,
     /// An RPC failed, and the wait goes on after `delay` (so that nobody stares at silence).
     Retrying {
         /// What failed.
@@ -83,7 +86,7 @@ where
         let snapshots = snapshots(waiter, !fetched).filter_map(|item| {
             std::future::ready(match item {
                 Ok(Watched::Snapshot(raw)) => Some(Ok(raw)),
-                Ok(Watched::Retrying { .. } | Watched::Stalled { .. }) => None,
+                Ok(Watched::Retrying { .. } | Watched::Stalled { .. } | Watched::Polling) => None,
                 Err(err) => Some(Err(err)),
             })
         });
@@ -177,6 +180,9 @@ fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<Watc
                     }
                     Ok(Progressed::Stalled { unchanged_for }) => {
                         return Some((Ok(Watched::Stalled { unchanged_for }), state));
+                    }
+                    Ok(Progressed::Polling) => {
+                        return Some((Ok(Watched::Polling), state));
                     }
                     Err(err) => {
                         state.finished = true;

@@ -913,6 +913,7 @@ async fn watch_each_says_once_when_the_metadata_stops_changing() {
                 Watched::Stalled { unchanged_for } => stalls.push(unchanged_for),
                 Watched::Snapshot(op) => done = op.done,
                 Watched::Retrying { error, .. } => panic!("{error}"),
+                Watched::Polling => panic!("the fake implements WaitOperation"),
             }
         }
         (stalls, done)
@@ -1108,4 +1109,27 @@ async fn a_wait_whose_server_cannot_be_reached_fails_as_get_does_whatever_its_ti
         );
         assert_eq!(start.elapsed(), gives_up_after, "{timeout:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_on_a_silent_server_gives_up_after_one_silence_as_get_does() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = fake.client();
+    for method in [FakeMethod::GetOperation, FakeMethod::WaitOperation] {
+        fake.http_fault_next(method, u64::MAX, HttpFault::Silence);
+    }
+    let get = client.get(OP).await.unwrap_err();
+    let start = Instant::now();
+    let wait = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), Some(Code::DeadlineExceeded), "{get}");
+    assert_eq!(wait.code(), Some(Code::DeadlineExceeded), "{wait}");
+    assert!(wait.to_string().contains("no answer from"), "{wait}");
+    // One WaitOperation: its 60 s and the per-call margin of 10 s; not five of them.
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 1);
+    assert_eq!(start.elapsed(), secs(70));
+    fake.shutdown().await;
 }

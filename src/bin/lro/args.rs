@@ -86,6 +86,27 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+/// The connection options given on the command line (which `emulator` and `demo`, which
+/// connect nowhere, refuse rather than ignore).
+pub(crate) fn connection_options(cli: &Cli) -> Vec<&'static str> {
+    let given = [
+        ("--endpoint", cli.endpoint.is_some()),
+        ("--token", cli.token.is_some()),
+        ("--token-command", cli.token_command.is_some()),
+        ("--proxy", cli.proxy.is_some()),
+        ("--no-proxy", cli.no_proxy.is_some()),
+        ("--allow-plaintext-token", cli.allow_plaintext_token),
+        ("--quota-project", cli.quota_project.is_some()),
+        ("--max-rps", cli.max_rps.is_some()),
+        ("--ca-file", cli.ca_file.is_some()),
+        ("--location", cli.location.is_some()),
+    ];
+    given
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect()
+}
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OutputFormat {

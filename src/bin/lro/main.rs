@@ -187,6 +187,19 @@ async fn execute(cli: &Cli, printer: &Printer) -> Result<Exit, Error> {
             let names = vec![operation.name];
             waiting::wait(&client, printer, names, &options, cli.quiet, Some(check)).await
         }
+        Command::Emulator { .. } | Command::Demo { .. }
+            if !args::connection_options(cli).is_empty() =>
+        {
+            Err(Error::InvalidArgument(format!(
+                "`lro {}` runs the emulator here and connects nowhere: it takes no {}",
+                if matches!(cli.command, Command::Demo { .. }) {
+                    "demo"
+                } else {
+                    "emulator"
+                },
+                args::connection_options(cli).join(", ")
+            )))
+        }
         Command::Emulator {
             listen,
             no_wait_rpc,

@@ -82,6 +82,16 @@ pub(crate) async fn wait(
         match snapshot {
             Ok(Watched::Retrying { error, .. }) => progress.retrying(&name, &error),
             Ok(Watched::Stalled { unchanged_for }) => progress.stalled(&name, unchanged_for),
+            Ok(Watched::Polling) => {
+                if !quiet {
+                    progress.suspend(|| {
+                        note!(
+                            "lro: the server does not implement WaitOperation: polling \
+                             (GetOperation, or ListOperations rounds for many under one parent)"
+                        )
+                    });
+                }
+            }
             Ok(Watched::Snapshot(operation)) if !operation.done => {
                 progress.update(&name, &operation)
             }

@@ -252,6 +252,11 @@ impl OperationsClient {
     }
 
     /// What the client's waits share ([`crate::wait`] alone looks inside).
+    /// `host:port` of the endpoint, as errors name it.
+    pub(crate) fn peer(&self) -> &str {
+        &self.shared.peer
+    }
+
     pub(crate) fn waits(&self) -> &Arc<WaitShared> {
         &self.shared.waits
     }

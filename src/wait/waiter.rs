@@ -301,7 +301,7 @@ impl Waiter {
                 self.rpcs = self.rpcs.saturating_add(1);
                 match self.bounded(client.get_once(&self.last.name)).await {
                     Some(answer) => self.record(rpc, answer, sent),
-                    None => Event::DeadlinePassed,
+                    None => self.cut_short(rpc, sent),
                 }
             }
             Rpc::Wait { timeout, probe } => {
@@ -323,7 +323,7 @@ impl Waiter {
                 let sent = Instant::now();
                 let call = client.wait_once(&self.last.name, timeout, long_call);
                 let answer = match self.bounded(call).await {
-                    None => return Event::DeadlinePassed,
+                    None => return self.cut_short(rpc, sent),
                     Some(Outcome::NoLongCallSlot) => {
                         self.rpcs = self.rpcs.saturating_sub(1);
                         return Event::NoLongCallSlot;
@@ -348,6 +348,28 @@ impl Waiter {
                 event
             }
         }
+    }
+
+    /// The deadline passed while `rpc` was out. If the server has never answered this
+    /// wait, that is the server's silence, not a slow operation: a failure (exit 3 in
+    /// `lro`), as a GetOperation that met it would be, not a timeout.
+    fn cut_short(&mut self, rpc: Rpc, sent: Instant) -> Event {
+        if self.has_answer() {
+            return Event::DeadlinePassed;
+        }
+        let silence = Error::Rpc {
+            method: rpc.name(),
+            status: crate::status::Status::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "no answer from {} within {:?}, the time the wait had left",
+                    self.client.peer(),
+                    sent.elapsed()
+                ),
+            ),
+            fault: Some(crate::error::FaultKind::Silent),
+        };
+        self.record(rpc, Err(silence), sent)
     }
 
     /// After the deadline: CancelOperation, then one look, each under the client's own

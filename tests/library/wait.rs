@@ -1131,5 +1131,17 @@ async fn a_wait_on_a_silent_server_gives_up_after_one_silence_as_get_does() {
     // One WaitOperation: its 60 s and the per-call margin of 10 s; not five of them.
     assert_eq!(fake.calls(FakeMethod::WaitOperation), 1);
     assert_eq!(start.elapsed(), secs(70));
+    // With less time than that: still the silence (exit 3 in `lro`), not a timeout (exit 4,
+    // which says the server answered and the operation was not done).
+    let start = Instant::now();
+    let options = WaitOptions {
+        timeout: Some(secs(5)),
+        ..WaitOptions::default()
+    };
+    let wait = client.wait_for(OP, &options).await.unwrap_err();
+    assert!(matches!(wait, Error::Rpc { .. }), "{wait}");
+    assert_eq!(wait.code(), Some(Code::DeadlineExceeded), "{wait}");
+    assert!(wait.to_string().contains("no answer from"), "{wait}");
+    assert_eq!(start.elapsed(), secs(5));
     fake.shutdown().await;
 }

@@ -106,6 +106,23 @@ pub fn message_from_json<T: Message + Name + Default>(text: &str) -> Result<T> {
         .map_err(|e| Error::InvalidArgument(format!("not a valid {}: {e}", T::full_name())))
 }
 
+/// Parses proto3 JSON as a server sends it into the encoded message `full_name`: unknown
+/// fields and unknown enum values are skipped (servers add them), enums may be numbers or
+/// names, and `Any`s resolve against every registered descriptor set.
+pub(crate) fn json_to_bytes(full_name: &str, text: &str) -> Result<Vec<u8>> {
+    let descriptor = pool()
+        .get_message_by_name(full_name)
+        .ok_or_else(|| Error::InvalidArgument(format!("no descriptor for {full_name}")))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
+    let dynamic = DynamicMessage::deserialize_with_options(descriptor, &mut deserializer, &options)
+        .map_err(|e| Error::InvalidArgument(format!("not a valid {full_name}: {e}")))?;
+    deserializer
+        .end()
+        .map_err(|e| Error::InvalidArgument(format!("trailing text after the JSON: {e}")))?;
+    Ok(dynamic.encode_to_vec())
+}
+
 /// The name of the `state` enum in an operation's metadata (Vision's
 /// `BatchOperationMetadata` and `OperationMetadata` have one), for progress displays.
 pub fn metadata_state(operation: &RawOperation) -> Option<String> {

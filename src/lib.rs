@@ -22,6 +22,7 @@
 //! | waiting | [`wait`] | the waiter: one loop around one pure decision; batches; watches |
 //! | APIs | [`vision`] | Vision v1 start calls returning typed handles |
 //! | rendering | `json` (feature `json`) | proto3 JSON from descriptor sets |
+//! | wires | [`rest`] (feature `rest`) | REST (HTTP/JSON) under the same client: Google's HTTP rules, transcoding, errors |
 //! | testing | `testing` (feature `testing`) | the in-process fake server |
 //!
 //! # Example
@@ -82,6 +83,9 @@ pub mod vision;
 
 #[cfg(feature = "json")]
 pub mod json;
+
+#[cfg(feature = "rest")]
+pub mod rest;
 
 #[cfg(feature = "testing")]
 pub mod testing;

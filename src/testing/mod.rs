@@ -20,6 +20,7 @@
 //! | `faults` | [`HttpFault`]: answers below gRPC |
 //! | `memory` | in-memory connections, for exact paused-clock tests |
 //! | `proxy` | the layer that gives calls their due fault |
+//! | `rest` | the REST surface on the same port (feature `rest`): REST in, the same services, Google's JSON out |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,6 +39,8 @@
 mod faults;
 mod memory;
 mod proxy;
+#[cfg(feature = "rest")]
+mod rest;
 mod script;
 mod server;
 mod service;

@@ -268,7 +268,9 @@ impl FakeServer {
             builder = builder.max_connection_age(age);
         }
         let router = builder
+            .accept_http1(cfg!(feature = "rest"))
             .max_concurrent_streams(self.max_concurrent_streams)
+            .layer(rest_layer())
             .layer(FaultLayer(self.shared.clone()))
             .add_service(OperationsServer::from_arc(service.clone()))
             .add_service(ProductSearchServer::from_arc(service.clone()))
@@ -540,4 +542,16 @@ fn with_tls(server: Server, tls: Option<&TlsIdentity>) -> Result<Server> {
 #[cfg(not(feature = "tls"))]
 fn with_tls(server: Server, _tls: Option<&TlsIdentity>) -> Result<Server> {
     Ok(server)
+}
+
+/// The REST surface in front of the services (feature `rest`).
+#[cfg(feature = "rest")]
+fn rest_layer() -> super::rest::RestLayer {
+    super::rest::RestLayer
+}
+
+/// No REST surface without the feature.
+#[cfg(not(feature = "rest"))]
+fn rest_layer() -> tower::layer::util::Identity {
+    tower::layer::util::Identity::new()
 }

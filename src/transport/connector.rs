@@ -84,6 +84,8 @@ pub struct Connector {
     rate_limit: Option<RateLimitLayer>,
     dialer: Option<Dialer>,
     proxy: ProxySettings,
+    /// A wire other than gRPC's (REST), put where the pool of HTTP/2 connections goes.
+    wire: Option<Arc<dyn MakeWire>>,
 }
 
 impl fmt::Debug for Connector {
@@ -100,6 +102,7 @@ impl fmt::Debug for Connector {
             .field("allow_plaintext_token", &self.allow_plaintext_token)
             .field("layers", &self.layers.len())
             .field("dialer", &self.dialer.is_some())
+            .field("wire", &if self.wire.is_some() { "rest" } else { "grpc" })
             .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
@@ -139,6 +142,7 @@ impl Connector {
             rate_limit: None,
             dialer: None,
             proxy: ProxySettings::default(),
+            wire: None,
         }
     }
 
@@ -304,8 +308,19 @@ impl Connector {
         self
     }
 
+    /// Puts `wire` where the pool of gRPC connections goes: the layers above (auth, guard,
+    /// rate limit, yours) and the client's call loop stay as they are.
+    pub(crate) fn with_wire(mut self, wire: Arc<dyn MakeWire>) -> Self {
+        self.wire = Some(wire);
+        self
+    }
+
     /// The stack and the peer errors name.
     pub(crate) async fn dial(self) -> Result<(Transport, Arc<str>)> {
+        if self.wire.is_some() {
+            // A wire of its own connects when first used.
+            return self.assembled();
+        }
         let prepared = self.prepare()?;
         let connecting = match &prepared.dialer {
             Some(dialer) => {
@@ -341,22 +356,40 @@ impl Connector {
         channel: Option<tonic::transport::Channel>,
     ) -> (Transport, Arc<str>) {
         let peer = prepared.peer.clone();
-        let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, prepared.dialer);
-        let pool = match channel {
-            Some(channel) => pool.with_connection(channel),
-            None => pool,
-        };
-        let guarded = tower::ServiceBuilder::new()
-            .layer(prepared.auth)
-            .layer(GuardLayer::new(prepared.peer, self.max_response_bytes))
-            .service(pool.clone());
         // With no rate set, the adaptive limit: none until the server refuses for its
         // quota, then what it admits.
         let limit = self
             .rate_limit
             .clone()
             .unwrap_or_else(RateLimitLayer::adaptive);
-        let mut transport = Transport::new(limit.layer(guarded));
+        let guard = GuardLayer::new(prepared.peer.clone(), self.max_response_bytes);
+        let mut transport = match &self.wire {
+            Some(wire) => {
+                let bottom = wire.make(&WireContext {
+                    url: &prepared.url,
+                    peer: &prepared.peer,
+                    ca_certificates: &self.ca_certificates,
+                    max_response_bytes: self.max_response_bytes,
+                });
+                let guarded = tower::ServiceBuilder::new()
+                    .layer(prepared.auth)
+                    .layer(guard)
+                    .service(bottom);
+                Transport::new(limit.layer(guarded))
+            }
+            None => {
+                let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, prepared.dialer);
+                let pool = match channel {
+                    Some(channel) => pool.with_connection(channel),
+                    None => pool,
+                };
+                let guarded = tower::ServiceBuilder::new()
+                    .layer(prepared.auth)
+                    .layer(guard)
+                    .service(pool);
+                Transport::new(limit.layer(guarded))
+            }
+        };
         for layer in self.layers.iter().rev() {
             transport = layer.wrap(transport);
         }
@@ -468,6 +501,24 @@ fn tls(_endpoint: Endpoint, _ca_certificates: &[Vec<u8>]) -> Result<Endpoint> {
     Err(Error::InvalidArgument(
         "https:// endpoints need this crate's `tls` feature".to_owned(),
     ))
+}
+
+/// What a wire other than gRPC's is made from.
+pub(crate) struct WireContext<'a> {
+    /// The endpoint, `https://host[:port]` or `http://…` (an emulator's).
+    pub(crate) url: &'a str,
+    /// `host:port`, as errors name it.
+    pub(crate) peer: &'a Arc<str>,
+    /// PEM CA certificates to trust besides the usual roots.
+    pub(crate) ca_certificates: &'a [Vec<u8>],
+    /// The largest response body accepted (0: the wire's own bound).
+    pub(crate) max_response_bytes: usize,
+}
+
+/// Makes the bottom of a transport: a service that takes the client's gRPC requests and
+/// answers them as gRPC, however it reaches the server.
+pub(crate) trait MakeWire: Send + Sync {
+    fn make(&self, context: &WireContext<'_>) -> Transport;
 }
 
 /// Whether `host` (from a URI, so IPv6 in brackets) is this machine.

@@ -15,6 +15,8 @@ mod other_apis;
 mod properties;
 mod protocol;
 mod proxy;
+#[cfg(feature = "rest")]
+mod rest;
 mod scale;
 mod transport;
 mod typed;

@@ -1,0 +1,227 @@
+//! The REST wire: the same client, waiter and errors over HTTP/JSON, against the fake's
+//! REST surface on the same port as its gRPC.
+
+use std::time::Duration;
+
+use longrunning::rest::{RestMethod, RestRules};
+use longrunning::testing::{FakeMethod, FakeServer, HttpFault, Outcome, Script};
+use longrunning::transport::Connector;
+use longrunning::wait::{WaitOptions, WaitStrategy};
+use longrunning::{Code, ErrorDetail, ListOptions, OperationsClient, Status};
+
+const OP: &str = "projects/p/locations/us-west1/operations/op1";
+
+fn rest(fake: &FakeServer, rules: RestRules) -> OperationsClient {
+    Connector::new()
+        .endpoint(fake.endpoint())
+        .rest(rules)
+        .connect_lazy()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn get_list_cancel_delete_and_wait_over_the_standard_rules() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(
+        OP,
+        Script::finishing_after(Duration::from_millis(300), Outcome::NoResult),
+    );
+    let client = rest(&fake, RestRules::standard("v1").unwrap());
+    let op = client.get(OP).await.unwrap();
+    assert_eq!(op.name, OP);
+    assert!(!op.done);
+    let page = client
+        .list("projects/p/locations/us-west1", &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(page.operations.len(), 1);
+    let done = client.wait_for(OP, &WaitOptions::default()).await.unwrap();
+    assert!(done.done);
+    client.cancel(OP).await.unwrap();
+    client.delete(OP).await.unwrap();
+    let err = client.get(OP).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    for method in [
+        FakeMethod::GetOperation,
+        FakeMethod::ListOperations,
+        FakeMethod::WaitOperation,
+        FakeMethod::CancelOperation,
+        FakeMethod::DeleteOperation,
+    ] {
+        assert!(fake.calls(method) > 0, "{method:?}");
+    }
+    fake.shutdown().await;
+}
+
+/// The gRPC client and a REST client with `rules`, on the same fake: the behaviour tests
+/// below run on both from one body.
+fn both_wires(fake: &FakeServer, rules: RestRules) -> [(&'static str, OperationsClient); 2] {
+    let grpc = Connector::new()
+        .endpoint(fake.endpoint())
+        .connect_lazy()
+        .unwrap();
+    [("grpc", grpc), ("rest", rest(fake, rules))]
+}
+
+/// Google's quota error, with its details.
+fn quota_error() -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        "Quota exceeded for 'Operation read requests'",
+    )
+    .with_detail(ErrorDetail::ErrorInfo(longrunning::proto::rpc::ErrorInfo {
+        reason: "RATE_LIMIT_EXCEEDED".into(),
+        domain: "googleapis.com".into(),
+        metadata: [("quota_limit_value".to_owned(), "900".to_owned())].into(),
+    }))
+    .with_detail(ErrorDetail::RetryInfo(longrunning::proto::rpc::RetryInfo {
+        retry_delay: Some(prost_types::Duration {
+            seconds: 3,
+            nanos: 0,
+        }),
+    }))
+}
+
+#[tokio::test]
+async fn errors_carry_the_same_code_message_and_details_on_both_wires() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let mut seen = Vec::new();
+    for (wire, client) in both_wires(&fake, RestRules::standard("v1").unwrap()) {
+        fake.fail_next_with(FakeMethod::GetOperation, 1, quota_error());
+        let err = client.get(OP).await.unwrap_err();
+        let status = err
+            .status()
+            .unwrap_or_else(|| panic!("{wire}: {err}"))
+            .clone();
+        assert_eq!(status.code, Code::ResourceExhausted, "{wire}");
+        assert_eq!(status.retry_delay(), Some(Duration::from_secs(3)), "{wire}");
+        seen.push((status.code, status.message.clone(), status.details.clone()));
+        let missing = client.get(format!("{OP}x")).await.unwrap_err();
+        assert_eq!(missing.code(), Some(Code::NotFound), "{wire}: {missing}");
+    }
+    assert_eq!(seen[0], seen[1], "gRPC and REST disagree");
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn waits_work_alike_on_both_wires() {
+    let fake = FakeServer::start().await.unwrap();
+    for (wire, client) in both_wires(&fake, RestRules::standard("v1").unwrap()) {
+        for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
+            let names: Vec<String> = (0..5)
+                .map(|i| {
+                    fake.insert(
+                        format!("projects/p/locations/l/operations/{wire}{strategy:?}{i}"),
+                        Script::finishing_after(Duration::from_millis(100 * i), Outcome::NoResult),
+                    )
+                })
+                .collect();
+            let ops: Vec<longrunning::Operation<(), ()>> = names
+                .iter()
+                .map(|name| longrunning::Operation::from_name(client.clone(), name).unwrap())
+                .collect();
+            let options = WaitOptions {
+                strategy,
+                ..WaitOptions::default()
+            };
+            let results = longrunning::wait::wait_all(ops, &options).await;
+            assert!(
+                results.iter().all(|(_, r)| r.is_ok()),
+                "{wire} {strategy:?}: {:?}",
+                results.iter().find(|(_, r)| r.is_err()).map(|(_, r)| r)
+            );
+        }
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn vision_rules_bind_get_only_and_refuse_the_rest_locally() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert(
+        OP,
+        Script::finishing_after(Duration::from_millis(300), Outcome::NoResult),
+    );
+    let client = rest(&fake, RestRules::vision_v1());
+    assert_eq!(client.get(OP).await.unwrap().name, OP);
+    // The short form Vision's pages use, on its own binding.
+    let short = "locations/us-west1/operations/op1";
+    assert_eq!(client.get(short).await.unwrap().name, OP);
+    let before = fake.total_calls();
+    for err in [
+        client.cancel(OP).await.unwrap_err(),
+        client.delete(OP).await.unwrap_err(),
+        client
+            .list("projects/p/locations/us-west1", &ListOptions::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Some(Code::Unimplemented), "{err}");
+        assert!(err.to_string().contains("no REST binding for"), "{err}");
+    }
+    let err = client.get("projects/p/jobs/1").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/v1/{name=projects/*/locations/*/operations/*}"),
+        "{err}"
+    );
+    assert_eq!(fake.total_calls(), before, "nothing was sent");
+    // A wait polls: WaitOperation has no binding.
+    let done = client.wait_for(OP, &WaitOptions::default()).await.unwrap();
+    assert!(done.done);
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 0);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn pages_that_are_not_json_say_what_they_are() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    // A path nothing serves: Google's HTML 404 is not an operation's NOT_FOUND.
+    let rules = RestRules::new()
+        .bind(RestMethod::Get, "GET", "/nope/{name=**}")
+        .unwrap();
+    let err = rest(&fake, rules).get(OP).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unimplemented), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not served (check the REST rules)"),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 600, "{err}");
+    // A proxy's 502 page, quoted short.
+    let client = rest(&fake, RestRules::standard("v1").unwrap());
+    fake.http_fault_next(FakeMethod::GetOperation, 1, HttpFault::bad_gateway());
+    let err = client.get(OP).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 502 from"), "{err}");
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_and_named_as_over_grpc() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let client = Connector::new()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .retry_policy(longrunning::RetryPolicy {
+            backoff: longrunning::backoff::Backoff::new(
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+                2.0,
+            ),
+            ..Default::default()
+        })
+        .rest(RestRules::standard("v1").unwrap())
+        .connect_lazy()
+        .unwrap();
+    let err = client.get(OP).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unavailable), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}

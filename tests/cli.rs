@@ -1564,3 +1564,52 @@ async fn emulator_and_demo_refuse_connection_options_rather_than_ignore_them() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_prints_the_same_and_exits_the_same_over_rest() {
+    let fake = fake().await;
+    let parent = "projects/p/locations/us-west1";
+    let done = fake.insert(
+        format!("{parent}/operations/done"),
+        Script::finishing_after(Duration::ZERO, Outcome::NoResult),
+    );
+    let failed = fake.insert(
+        format!("{parent}/operations/failed"),
+        Script::finishing_after(
+            Duration::ZERO,
+            Outcome::error(tonic::Code::InvalidArgument, "bad CSV"),
+        ),
+    );
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["get", &done],
+        vec!["get", &failed],
+        vec!["get", "projects/p/locations/us-west1/operations/missing"],
+        vec!["list", parent],
+        vec!["--output", "text", "list", parent],
+        vec!["wait", &done, &failed],
+        vec!["cancel", &done],
+    ];
+    for command in commands {
+        let grpc = run(&fake, &command).await;
+        let mut over_rest = vec!["--transport", "rest", "--rest-rules", "standard-v1"];
+        over_rest.extend(&command);
+        let rest = run(&fake, &over_rest).await;
+        assert_eq!(rest.code, grpc.code, "{command:?}: {}", rest.stderr);
+        assert_eq!(rest.stdout, grpc.stdout, "{command:?}");
+    }
+    // Vision binds no ListOperations: a clear error, nothing printed.
+    let out = run(&fake, &["--transport", "rest", "list", parent]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    out.assert_one_error_line("UNIMPLEMENTED: no REST binding for ListOperations");
+    // Vision's GetOperation works.
+    let out = run(&fake, &["--transport", "rest", "get", &done]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(
+        &fake,
+        &["--transport", "rest", "--rest-rules", "nope", "get", &done],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    fake.shutdown().await;
+}

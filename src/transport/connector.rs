@@ -310,6 +310,7 @@ impl Connector {
 
     /// Puts `wire` where the pool of gRPC connections goes: the layers above (auth, guard,
     /// rate limit, yours) and the client's call loop stay as they are.
+    #[cfg_attr(not(feature = "rest"), allow(dead_code))]
     pub(crate) fn with_wire(mut self, wire: Arc<dyn MakeWire>) -> Self {
         self.wire = Some(wire);
         self
@@ -504,6 +505,7 @@ fn tls(_endpoint: Endpoint, _ca_certificates: &[Vec<u8>]) -> Result<Endpoint> {
 }
 
 /// What a wire other than gRPC's is made from.
+#[cfg_attr(not(feature = "rest"), allow(dead_code))]
 pub(crate) struct WireContext<'a> {
     /// The endpoint, `https://host[:port]` or `http://…` (an emulator's).
     pub(crate) url: &'a str,

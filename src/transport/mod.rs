@@ -34,6 +34,7 @@ pub use auth::{API_CLIENT, AuthFuture, AuthLayer, AuthService};
 pub use connector::{
     Connector, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, EMULATOR_HOST_ENV, QUOTA_PROJECT_ENV,
 };
+#[cfg(feature = "rest")]
 pub(crate) use connector::{MakeWire, WireContext};
 pub use dial::{ByteStream, Dialer};
 pub use fault::Fault;

@@ -225,3 +225,119 @@ async fn a_refused_connection_is_retried_and_named_as_over_grpc() {
         "{err}"
     );
 }
+
+/// A server that answers every request with `answer` (the whole HTTP response), or, for
+/// `None`, with a chunked body that never ends.
+async fn hostile(answer: Option<Vec<u8>>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                match answer {
+                    Some(answer) => {
+                        let _ = socket.write_all(&answer).await;
+                    }
+                    None => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n{\r\n";
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        for _ in 0..600 {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if socket.write_all(b"1\r\n \r\n").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, task)
+}
+
+fn http_answer(content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+    if let Some(content_type) = content_type {
+        answer.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
+    }
+    answer.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    answer.extend_from_slice(body);
+    answer
+}
+
+#[tokio::test]
+async fn bad_answers_over_http_are_typed_errors_in_bounded_time_and_memory() {
+    let json = Some("application/json");
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        (
+            "50 MB",
+            Some(http_answer(json, &vec![b' '; 50 << 20])),
+            "larger than",
+        ),
+        (
+            "truncated",
+            Some(http_answer(json, br#"{"name": "x", "do"#)),
+            "not a google.longrunning.Operation",
+        ),
+        (
+            "not an object",
+            Some(http_answer(json, b"[1, 2, 3]")),
+            "not a google.longrunning.Operation",
+        ),
+        (
+            "nested",
+            Some(http_answer(json, nested.as_bytes())),
+            "not a google.longrunning.Operation",
+        ),
+        (
+            "done: yes",
+            Some(http_answer(json, br#"{"name": "x", "done": "yes"}"#)),
+            "not a google.longrunning.Operation",
+        ),
+        (
+            "no content type",
+            Some(http_answer(None, br#"{"name": "x"}"#)),
+            "not JSON",
+        ),
+        (
+            "text/plain",
+            Some(http_answer(Some("text/plain"), br#"{"name": "x"}"#)),
+            "not JSON",
+        ),
+        ("never ends", None, "no answer from"),
+    ];
+    for (case, answer, expected) in cases {
+        let (endpoint, server) = hostile(answer).await;
+        let client = Connector::new()
+            .endpoint(endpoint)
+            .max_response_bytes(4 << 20)
+            .retry_policy(longrunning::RetryPolicy {
+                max_attempts: 1,
+                per_call_timeout: Duration::from_secs(1),
+                ..Default::default()
+            })
+            .rest(RestRules::standard("v1").unwrap())
+            .connect_lazy()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = client.get(OP).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{case}: {err}");
+        assert!(err.to_string().len() < 1000, "{case}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{case}");
+        server.abort();
+    }
+}

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use longrunning::rest::RestRules;
 use longrunning::wait::WaitStrategy;
 use longrunning::{Error, OperationName};
 
@@ -74,6 +75,15 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "L", value_parser = parse_location)]
     pub location: Option<String>,
 
+    /// The wire: gRPC, or REST (HTTP/JSON) by --rest-rules.
+    #[arg(long, global = true, value_enum, default_value_t = Wire::Grpc)]
+    pub transport: Wire,
+
+    /// Google's HTTP rules for --transport rest: vision-v1 (GetOperation only, as Vision binds
+    /// it), speech-v1, or standard-VERSION (all five methods under /VERSION/, e.g. standard-v2).
+    #[arg(long, global = true, value_name = "RULES", default_value = "vision-v1", value_parser = parse_rest_rules)]
+    pub rest_rules: RestRules,
+
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
@@ -100,11 +110,35 @@ pub(crate) fn connection_options(cli: &Cli) -> Vec<&'static str> {
         ("--max-rps", cli.max_rps.is_some()),
         ("--ca-file", cli.ca_file.is_some()),
         ("--location", cli.location.is_some()),
+        ("--transport rest", cli.transport == Wire::Rest),
     ];
     given
         .into_iter()
         .filter_map(|(flag, set)| set.then_some(flag))
         .collect()
+}
+
+/// Which wire `lro` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Wire {
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// REST: HTTP/JSON by --rest-rules.
+    Rest,
+}
+
+/// `vision-v1`, `speech-v1` or `standard-VERSION`.
+fn parse_rest_rules(text: &str) -> Result<RestRules, String> {
+    match text {
+        "vision-v1" => Ok(RestRules::vision_v1()),
+        "speech-v1" => Ok(RestRules::speech_v1()),
+        _ => match text.strip_prefix("standard-") {
+            Some(version) => RestRules::standard(version),
+            None => Err(
+                "expected vision-v1, speech-v1 or standard-VERSION (e.g. standard-v2)".to_owned(),
+            ),
+        },
+    }
 }
 
 /// How results are printed.

@@ -55,6 +55,9 @@ pub(crate) async fn connect(cli: &Cli) -> Result<OperationsClient, Error> {
         }
         (None, None) => {}
     }
+    if cli.transport == crate::args::Wire::Rest {
+        connector = connector.rest(cli.rest_rules.clone());
+    }
     if let Some(proxy) = &cli.proxy {
         connector = connector.proxy(proxy);
     }

@@ -90,8 +90,8 @@ pub mod rest;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(all(doctest, feature = "testing"))]
+/// The README's examples, compiled and run as doctests (they use the fake and REST).
+#[cfg(all(doctest, feature = "testing", feature = "rest"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

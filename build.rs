@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use prost::Message as _;
 
 const PROTOS: &[&str] = &[
     "google/longrunning/operations.proto",
@@ -44,11 +43,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["proto"])?;
 
     // The embedded copy drops comments (source info): JSON rendering needs only the types.
-    let mut embedded = fds.clone();
-    for file in &mut embedded.file {
-        file.source_code_info = None;
-    }
-    std::fs::write(out_dir.join("descriptor_set.bin"), embedded.encode_to_vec())?;
+    // It is encoded by protox itself, which keeps the options' extensions (`google.api.http`,
+    // the REST wire's rules for the start calls); prost's `FileDescriptorSet` drops them.
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_files(PROTOS)?;
+    std::fs::write(
+        out_dir.join("descriptor_set.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();

@@ -123,6 +123,83 @@ pub(crate) fn json_to_bytes(full_name: &str, text: &str) -> Result<Vec<u8>> {
     Ok(dynamic.encode_to_vec())
 }
 
+/// One `google.api.http` rule of an RPC: its verb, path template and body field (`*`: the
+/// whole request; empty: none).
+#[cfg_attr(not(feature = "rest"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpRule {
+    pub(crate) verb: String,
+    pub(crate) template: String,
+    pub(crate) body: String,
+}
+
+/// The HTTP rules the descriptors give the RPC at `grpc_path` (`/package.Service/Method`):
+/// its `google.api.http` option and its additional bindings, in order; and its input and
+/// output message names. `None` for an RPC no registered descriptor set describes.
+#[cfg_attr(not(feature = "rest"), allow(dead_code))]
+pub(crate) fn http_rules(grpc_path: &str) -> Option<(Vec<HttpRule>, String, String)> {
+    let (service, method) = grpc_path.strip_prefix('/')?.split_once('/')?;
+    let pool = pool();
+    let method = pool
+        .get_service_by_name(service)?
+        .methods()
+        .find(|m| m.name() == method)?;
+    let extension = pool.get_extension_by_name("google.api.http")?;
+    let options = method.options();
+    let mut rules = Vec::new();
+    if options.has_extension(&extension)
+        && let Value::Message(rule) = &*options.get_extension(&extension)
+    {
+        push_rule(rule, &mut rules);
+        if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").as_deref() {
+            for more in more {
+                if let Value::Message(more) = more {
+                    push_rule(more, &mut rules);
+                }
+            }
+        }
+    }
+    Some((
+        rules,
+        method.input().full_name().to_owned(),
+        method.output().full_name().to_owned(),
+    ))
+}
+
+fn push_rule(rule: &DynamicMessage, rules: &mut Vec<HttpRule>) {
+    let text = |field: &str| {
+        rule.get_field_by_name(field)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    for verb in ["get", "put", "post", "delete", "patch"] {
+        if rule.has_field_by_name(verb) {
+            rules.push(HttpRule {
+                verb: verb.to_ascii_uppercase(),
+                template: text(verb),
+                body: text("body"),
+            });
+        }
+    }
+}
+
+/// A request of type `input` (encoded), read for REST: the string value of its `field`
+/// (empty when unset), and the JSON of the request without that field.
+#[cfg_attr(not(feature = "rest"), allow(dead_code))]
+pub(crate) fn request_for_rest(input: &str, bytes: &[u8], field: &str) -> Result<(String, Json)> {
+    let descriptor = pool()
+        .get_message_by_name(input)
+        .ok_or_else(|| Error::InvalidArgument(format!("no descriptor for {input}")))?;
+    let mut message = DynamicMessage::decode(descriptor, bytes)
+        .map_err(|e| Error::InvalidArgument(format!("not a valid {input}: {e}")))?;
+    let value = message
+        .get_field_by_name(field)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    message.clear_field_by_name(field);
+    Ok((value, message_json(&message, 0)?))
+}
+
 /// The name of the `state` enum in an operation's metadata (Vision's
 /// `BatchOperationMetadata` and `OperationMetadata` have one), for progress displays.
 pub fn metadata_state(operation: &RawOperation) -> Option<String> {

@@ -20,6 +20,11 @@
 //! fits none of its templates, is refused before anything is sent: UNIMPLEMENTED ("no REST
 //! binding for …") or INVALID_ARGUMENT naming the templates. A wait then polls.
 //!
+//! Start calls (Vision's, and any [`StartCall`](crate::StartCall) whose API's descriptor set
+//! is registered) go by their own `google.api.http` rules, read from the descriptors: the
+//! first binding whose variable the request's field fits, the request (less that field) as
+//! the body when the rule says `body: "*"`.
+//!
 //! ```no_run
 //! # async fn run() -> longrunning::Result<()> {
 //! use longrunning::rest::RestRules;
@@ -41,6 +46,7 @@ mod wire;
 
 use std::sync::Arc;
 
+pub(crate) use rules::lower_camel;
 pub use rules::{Binding, RestMethod, RestRules};
 
 use crate::transport::Connector;

@@ -43,12 +43,14 @@ impl RestMethod {
 
 /// One HTTP rule: a verb and a path template such as
 /// `/v1/{name=projects/*/locations/*/operations/*}:cancel`, as `google.api.http` writes them.
-/// The variable is `name`; `*` matches one segment, `**` the rest (slashes kept). A template
-/// without a variable sends `name` in the query.
+/// For the Operations methods the variable is `name`; `*` matches one segment, `**` the rest
+/// (slashes kept). A template without a variable sends `name` in the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     verb: http::Method,
     template: String,
+    /// The request field the variable takes (`name`, or `parent` for a start call).
+    field: String,
     prefix: String,
     pattern: Option<Vec<Segment>>,
     suffix: String,
@@ -70,23 +72,39 @@ pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 impl Binding {
-    /// A binding from its verb (`GET`, `POST`, `DELETE`, …) and path template.
+    /// A binding from its verb (`GET`, `POST`, `DELETE`, …) and path template, whose
+    /// variable is `name`.
     pub fn new(verb: &str, template: &str) -> Result<Self, String> {
+        let binding = Self::with_any_field(verb, template)?;
+        if binding.pattern.is_some() && binding.field != "name" {
+            return Err(format!(
+                "path template {template:?}: the variable must be `name`"
+            ));
+        }
+        Ok(binding)
+    }
+
+    /// A binding whose variable may be any field (a start call's `parent`).
+    pub(crate) fn with_any_field(verb: &str, template: &str) -> Result<Self, String> {
         let verb = http::Method::from_bytes(verb.as_bytes())
             .map_err(|_| format!("bad HTTP verb {verb:?}"))?;
         if !template.starts_with('/') {
             return Err(format!("path template {template:?} must start with /"));
         }
-        let (prefix, pattern, suffix) = match template.split_once('{') {
-            None => (template.to_owned(), None, String::new()),
+        let (field, prefix, pattern, suffix) = match template.split_once('{') {
+            None => ("name".to_owned(), template.to_owned(), None, String::new()),
             Some((prefix, rest)) => {
                 let (variable, suffix) = rest
                     .split_once('}')
                     .ok_or_else(|| format!("path template {template:?}: unclosed {{"))?;
                 let (field, pattern) = variable.split_once('=').unwrap_or((variable, "**"));
-                if field != "name" {
+                if field.is_empty()
+                    || !field
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     return Err(format!(
-                        "path template {template:?}: the variable must be `name`"
+                        "path template {template:?}: a bad variable {field:?}"
                     ));
                 }
                 if suffix.contains('{') {
@@ -107,12 +125,18 @@ impl Binding {
                 if segments[..segments.len() - 1].contains(&Segment::Rest) {
                     return Err(format!("path template {template:?}: ** must come last"));
                 }
-                (prefix.to_owned(), Some(segments), suffix.to_owned())
+                (
+                    field.to_owned(),
+                    prefix.to_owned(),
+                    Some(segments),
+                    suffix.to_owned(),
+                )
             }
         };
         Ok(Binding {
             verb,
             template: template.to_owned(),
+            field,
             prefix,
             pattern,
             suffix,
@@ -129,9 +153,44 @@ impl Binding {
         &self.template
     }
 
+    /// The request field the variable takes.
+    pub(crate) fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// Whether the template has a variable.
+    pub(crate) fn has_variable(&self) -> bool {
+        self.pattern.is_some()
+    }
+
+    /// The variable's value in `path` (percent-decoded), if `path` fits the template (the
+    /// empty string for a template without one): how a server reads a request.
+    pub(crate) fn extract(&self, path: &str) -> Option<String> {
+        let Some(pattern) = &self.pattern else {
+            return (path == self.prefix).then(String::new);
+        };
+        let rest = path
+            .strip_prefix(&self.prefix)?
+            .strip_suffix(&self.suffix)?;
+        let decoded: Vec<String> = rest
+            .split('/')
+            .map(|segment| {
+                percent_encoding::percent_decode_str(segment)
+                    .decode_utf8()
+                    .ok()
+                    .map(|s| s.into_owned())
+            })
+            .collect::<Option<_>>()?;
+        let value = decoded.join("/");
+        self.path(&value)
+            .filter(|(_, in_path)| *in_path)
+            .map(|_| value)
+            .filter(|_| pattern.len() <= decoded.len())
+    }
+
     /// The path for `name` (percent-encoded), and whether `name` went into it; `None` if
     /// `name` fits no variable of the template.
-    fn path(&self, name: &str) -> Option<(String, bool)> {
+    pub(crate) fn path(&self, name: &str) -> Option<(String, bool)> {
         let Some(pattern) = &self.pattern else {
             return Some((self.prefix.clone(), false));
         };
@@ -168,6 +227,23 @@ impl Binding {
             )
         })
     }
+}
+
+/// `snake_case` as proto3 JSON names fields.
+pub(crate) fn lower_camel(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn encode(segment: &str) -> String {
@@ -353,6 +429,7 @@ fn known(verb: &str, template: &str) -> Binding {
     Binding::new(verb, template).unwrap_or_else(|_| Binding {
         verb: http::Method::GET,
         template: template.to_owned(),
+        field: "name".to_owned(),
         prefix: template.to_owned(),
         pattern: None,
         suffix: String::new(),

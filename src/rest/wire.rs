@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use prost::{Message as _, Name as _};
 
 use super::errors;
-use super::rules::{NoRoute, RestMethod, RestRules, SEGMENT};
+use super::rules::{Binding, NoRoute, RestMethod, RestRules, SEGMENT, lower_camel};
 use crate::proto::longrunning as pb;
 use crate::transport::{MakeWire, Transport, WireContext};
 
@@ -114,12 +114,22 @@ fn https_client(ca_certificates: &[Vec<u8>]) -> Result<HttpsClient, String> {
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-/// What a gRPC request asks for, in REST terms.
+/// What a gRPC request of an Operations method asks for, in REST terms.
 struct Outgoing {
     method: RestMethod,
     name: String,
     query: Vec<(&'static str, String)>,
     body: Option<String>,
+}
+
+/// A REST request, ready to send, and the message its answer holds.
+struct Planned {
+    verb: http::Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<String>,
+    /// The full name of the answer's message; empty for `google.protobuf.Empty`.
+    output: String,
 }
 
 impl tower::Service<http::Request<tonic::body::Body>> for RestWire {
@@ -145,24 +155,12 @@ impl Shared {
         let (parts, body) = request.into_parts();
         let rpc = parts.uri.path().to_owned();
         let framed = body.collect().await?.to_bytes();
-        let outgoing = match unframe(&framed).and_then(|message| outgoing(&rpc, message)) {
-            Ok(outgoing) => outgoing,
+        let planned = match unframe(&framed).and_then(|message| self.plan(&rpc, message)) {
+            Ok(planned) => planned,
             Err(status) => return Ok(status.into_http()),
         };
-        let route = match self.rules.route(outgoing.method, &outgoing.name) {
-            Ok(route) => route,
-            Err(no_route @ NoRoute::Unbound(_)) => {
-                return Ok(tonic::Status::unimplemented(no_route.to_string()).into_http());
-            }
-            Err(no_route) => {
-                return Ok(tonic::Status::invalid_argument(no_route.to_string()).into_http());
-            }
-        };
         let mut query: Vec<(&str, String)> = vec![("$alt", "json;enum-encoding=int".to_owned())];
-        if route.name_in_query {
-            query.push(("name", outgoing.name.clone()));
-        }
-        query.extend(outgoing.query);
+        query.extend(planned.query);
         let query: Vec<String> = query
             .iter()
             .map(|(key, value)| {
@@ -173,9 +171,9 @@ impl Shared {
                 )
             })
             .collect();
-        let uri = format!("{}{}?{}", self.base, route.path, query.join("&"));
+        let uri = format!("{}{}?{}", self.base, planned.path, query.join("&"));
         let mut builder = http::Request::builder()
-            .method(route.verb)
+            .method(planned.verb)
             .uri(&uri)
             .header(ACCEPT, "application/json");
         for name in [AUTHORIZATION.as_str(), "x-goog-user-project"] {
@@ -184,7 +182,7 @@ impl Shared {
             }
         }
         builder = builder.header(API_CLIENT, rest_api_client(parts.headers.get(API_CLIENT)));
-        let body = match outgoing.body {
+        let body = match planned.body {
             Some(json) => {
                 builder = builder.header(CONTENT_TYPE, "application/json");
                 Full::new(Bytes::from(json))
@@ -219,28 +217,58 @@ impl Shared {
             .to_ascii_lowercase();
         if !head.status.is_success() {
             let status =
-                errors::status_of(head.status, &content_type, &body, &self.peer, &route.path);
+                errors::status_of(head.status, &content_type, &body, &self.peer, &planned.path);
             return Ok(status.into_http());
         }
-        Ok(match self.success(outgoing.method, &content_type, &body) {
+        Ok(match self.success(&planned.output, &content_type, &body) {
             Ok(message) => grpc_ok(message),
             Err(status) => status.into_http(),
+        })
+    }
+
+    /// Where the gRPC request of `rpc` goes over REST: an Operations method by the rules,
+    /// a start call by its own `google.api.http` option.
+    fn plan(&self, rpc: &str, message: &[u8]) -> Result<Planned, tonic::Status> {
+        if !rpc.starts_with(OPERATIONS) {
+            return start_call(rpc, message);
+        }
+        let outgoing = outgoing(rpc, message)?;
+        let route = self
+            .rules
+            .route(outgoing.method, &outgoing.name)
+            .map_err(|no_route| match no_route {
+                NoRoute::Unbound(_) => tonic::Status::unimplemented(no_route.to_string()),
+                NoRoute::NoFit { .. } => tonic::Status::invalid_argument(no_route.to_string()),
+            })?;
+        let mut query = Vec::new();
+        if route.name_in_query {
+            query.push(("name", outgoing.name));
+        }
+        query.extend(outgoing.query);
+        Ok(Planned {
+            verb: route.verb,
+            path: route.path,
+            query,
+            body: outgoing.body,
+            output: match outgoing.method {
+                RestMethod::Cancel | RestMethod::Delete => String::new(),
+                RestMethod::List => pb::ListOperationsResponse::full_name(),
+                RestMethod::Get | RestMethod::Wait => pb::Operation::full_name(),
+            },
         })
     }
 
     /// The message a successful answer carries, encoded as the gRPC method's response.
     fn success(
         &self,
-        method: RestMethod,
+        full_name: &str,
         content_type: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, tonic::Status> {
-        let full_name = match method {
+        if full_name.is_empty() {
             // `google.protobuf.Empty`: whatever the body says.
-            RestMethod::Cancel | RestMethod::Delete => return Ok(Vec::new()),
-            RestMethod::List => pb::ListOperationsResponse::full_name(),
-            RestMethod::Get | RestMethod::Wait => pb::Operation::full_name(),
-        };
+            return Ok(Vec::new());
+        }
         if !content_type.contains("json") {
             return Err(tonic::Status::unknown(format!(
                 "{} answered with {}, not JSON",
@@ -255,7 +283,7 @@ impl Shared {
         let text = std::str::from_utf8(body).map_err(|_| {
             tonic::Status::unknown(format!("{} answered JSON that is not UTF-8", self.peer))
         })?;
-        crate::json::json_to_bytes(&full_name, text).map_err(|e| {
+        crate::json::json_to_bytes(full_name, text).map_err(|e| {
             tonic::Status::unknown(format!(
                 "{} answered JSON that is not a {full_name}: {e}",
                 self.peer
@@ -276,6 +304,55 @@ fn unframe(framed: &[u8]) -> Result<&[u8], tonic::Status> {
             "a request the REST wire cannot read",
         )),
     }
+}
+
+/// A call of another service (a start call) over REST, by the `google.api.http` rules its
+/// descriptors give: the first binding whose variable the request's field fits.
+fn start_call(rpc: &str, message: &[u8]) -> Result<Planned, tonic::Status> {
+    let unbound = || {
+        tonic::Status::unimplemented(format!(
+            "no REST binding for {rpc}: no registered descriptor set gives it a google.api.http rule"
+        ))
+    };
+    let (rules, input, output) = crate::json::http_rules(rpc).ok_or_else(unbound)?;
+    if rules.is_empty() {
+        return Err(unbound());
+    }
+    let mut templates = Vec::new();
+    for rule in rules {
+        let Ok(binding) = Binding::with_any_field(&rule.verb, &rule.template) else {
+            continue;
+        };
+        templates.push(binding.to_string());
+        let (value, json) = crate::json::request_for_rest(&input, message, binding.field())
+            .map_err(|e| {
+                tonic::Status::internal(format!("a request the REST wire cannot read: {e}"))
+            })?;
+        let Some((path, _)) = binding.path(&value) else {
+            continue;
+        };
+        let body = match rule.body.as_str() {
+            "" => None,
+            "*" => Some(json.to_string()),
+            field => Some(
+                json.get(lower_camel(field).as_str())
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Object(Default::default()))
+                    .to_string(),
+            ),
+        };
+        return Ok(Planned {
+            verb: binding.verb().clone(),
+            path,
+            query: Vec::new(),
+            body,
+            output,
+        });
+    }
+    Err(tonic::Status::invalid_argument(format!(
+        "the request of {rpc} fits no REST binding: {}; nothing was sent",
+        templates.join(", ")
+    )))
 }
 
 /// The REST request a gRPC request of `rpc` means.

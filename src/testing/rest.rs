@@ -21,6 +21,7 @@ use tower::{Layer, Service};
 
 use super::FakeMethod;
 use crate::proto::longrunning as pb;
+use crate::rest::{Binding, lower_camel};
 
 /// The largest REST request body the fake reads.
 const MAX_REQUEST: usize = 1024 * 1024;
@@ -144,6 +145,42 @@ where
     }
 }
 
+/// A start call a REST request means, by the `google.api.http` rules of the fake's start
+/// RPCs: the path's variable set in the body's request.
+fn start_request(verb: &http::Method, path: &str, body: &[u8]) -> Option<(FakeMethod, Vec<u8>)> {
+    for method in FakeMethod::ALL.into_iter().filter(|m| !m.is_operations()) {
+        let Some((rules, input, _)) = crate::json::http_rules(method.path()) else {
+            continue;
+        };
+        for rule in rules {
+            if rule.verb != verb.as_str() {
+                continue;
+            }
+            let Ok(binding) = Binding::with_any_field(&rule.verb, &rule.template) else {
+                continue;
+            };
+            let Some(value) = binding.extract(path) else {
+                continue;
+            };
+            let mut json = if body.is_empty() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                serde_json::from_slice::<serde_json::Value>(body).ok()?
+            };
+            if binding.has_variable() {
+                let object = json.as_object_mut()?;
+                object.insert(
+                    lower_camel(binding.field()),
+                    serde_json::Value::String(value),
+                );
+            }
+            let bytes = crate::json::json_to_bytes(&input, &json.to_string()).ok()?;
+            return Some((method, bytes));
+        }
+    }
+    None
+}
+
 /// The gRPC method and request a REST request means; `None` for a path nothing serves.
 fn grpc_request(
     verb: &http::Method,
@@ -151,6 +188,9 @@ fn grpc_request(
     query: Option<&str>,
     body: &[u8],
 ) -> Option<(FakeMethod, Vec<u8>)> {
+    if let Some(start) = start_request(verb, path, body) {
+        return Some(start);
+    }
     let rest = path.strip_prefix('/')?;
     let (version, rest) = rest.split_once('/')?;
     if !(version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_alphanumeric())) {
@@ -245,10 +285,11 @@ fn json_ok(method: FakeMethod, message: &[u8]) -> http::Response<Body> {
         FakeMethod::ListOperations => pb::ListOperationsResponse::decode(message)
             .ok()
             .and_then(|m| crate::json::message_to_json(&m).ok()),
-        FakeMethod::GetOperation | FakeMethod::WaitOperation => pb::Operation::decode(message)
+        FakeMethod::CancelOperation | FakeMethod::DeleteOperation => Some(serde_json::json!({})),
+        // Gets, waits and start calls answer an operation.
+        _ => pb::Operation::decode(message)
             .ok()
             .map(|op| crate::json::operation_to_json(&op)),
-        _ => Some(serde_json::json!({})),
     };
     match json {
         Some(json) => json_response(http::StatusCode::OK, &json),

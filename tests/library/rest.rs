@@ -341,3 +341,76 @@ async fn bad_answers_over_http_are_typed_errors_in_bounded_time_and_memory() {
         server.abort();
     }
 }
+
+#[tokio::test]
+async fn vision_start_calls_go_by_their_own_http_rules_and_wait_alike() {
+    use longrunning::vision::{ImageAnnotator, ProductSearch, pb};
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_operation_duration(Duration::from_millis(200));
+    for (wire, client) in both_wires(&fake, RestRules::vision_v1()) {
+        let search = ProductSearch::new(client.clone());
+        let mut purge = search
+            .purge_products(pb::PurgeProductsRequest {
+                parent: "projects/p/locations/us-west1".into(),
+                target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+                    true,
+                )),
+                force: true,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{wire}: {e}"));
+        assert!(
+            purge
+                .name()
+                .starts_with("projects/p/locations/us-west1/operations/")
+        );
+        let outcome = purge.wait(&WaitOptions::default()).await.unwrap();
+        let echoed = outcome.echoed_request.expect("the request, echoed");
+        assert!(echoed.force, "{wire}");
+        assert_eq!(echoed.parent, "projects/p/locations/us-west1", "{wire}");
+        let mut import = search
+            .import_product_sets(pb::ImportProductSetsRequest {
+                parent: "projects/p/locations/us-west1".into(),
+                input_config: Some(pb::ImportProductSetsInputConfig {
+                    source: Some(pb::import_product_sets_input_config::Source::GcsSource(
+                        pb::ImportProductSetsGcsSource {
+                            csv_file_uri: "gs://bucket/sets.csv".into(),
+                        },
+                    )),
+                }),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{wire}: {e}"));
+        import.wait(&WaitOptions::default()).await.unwrap();
+        let annotator = ImageAnnotator::new(client.clone());
+        let mut annotate = annotator
+            .async_batch_annotate_files(pb::AsyncBatchAnnotateFilesRequest {
+                parent: "projects/p".into(),
+                requests: vec![pb::AsyncAnnotateFileRequest {
+                    input_config: Some(pb::InputConfig {
+                        gcs_source: Some(pb::GcsSource {
+                            uri: "gs://bucket/doc.pdf".into(),
+                        }),
+                        mime_type: "application/pdf".into(),
+                        ..Default::default()
+                    }),
+                    features: vec![pb::Feature {
+                        r#type: pb::feature::Type::DocumentTextDetection as i32,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{wire}: {e}"));
+        annotate.wait(&WaitOptions::default()).await.unwrap();
+    }
+    let posts = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == FakeMethod::PurgeProducts)
+        .count();
+    assert_eq!(posts, 2, "one purge on each wire");
+    fake.shutdown().await;
+}

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-
 const PROTOS: &[&str] = &[
     "google/longrunning/operations.proto",
     "google/rpc/status.proto",

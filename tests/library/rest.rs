@@ -414,3 +414,74 @@ async fn vision_start_calls_go_by_their_own_http_rules_and_wait_alike() {
     assert_eq!(posts, 2, "one purge on each wire");
     fake.shutdown().await;
 }
+
+/// A Python with Google's api-core (and its REST transport): `LRO_APICORE_PYTHON`, else the
+/// venv `.ci/run` and `benches/apicore/compare.sh` make in `target/`.
+fn apicore_python() -> Option<std::path::PathBuf> {
+    let candidate = std::env::var_os("LRO_APICORE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/apicore-venv/bin/python")
+        });
+    let works = std::process::Command::new(&candidate)
+        .args([
+            "-c",
+            "import google.api_core.operations_v1.transports.rest, google.cloud.vision_v1",
+        ])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    works.then_some(candidate)
+}
+
+#[tokio::test]
+async fn googles_python_api_core_reads_what_the_fake_serves_over_rest() {
+    let Some(python) = apicore_python() else {
+        eprintln!(
+            "skipped: no Python with google-api-core[grpc] (set LRO_APICORE_PYTHON, or let \
+             .ci/run make target/apicore-venv): the independent check of the fake's REST surface \
+             needs Google's own client"
+        );
+        return;
+    };
+    let fake = FakeServer::start().await.unwrap();
+    let parent = "projects/p/locations/us-west1";
+    let running = fake.insert_running(format!("{parent}/operations/running"));
+    let failed = fake.insert(
+        format!("{parent}/operations/failed"),
+        Script::finishing_after(
+            Duration::ZERO,
+            Outcome::error(tonic::Code::InvalidArgument, "bad CSV"),
+        ),
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apicore/rest_client.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(fake.addr().to_string())
+        .args([parent, running.as_str(), failed.as_str()])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("api-core within a minute")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(steps[0]["name"], running.as_str());
+    assert_eq!(steps[0]["done"], false);
+    assert_eq!(steps[1]["done"], true);
+    assert_eq!(steps[1]["code"], 3);
+    assert_eq!(steps[1]["message"], "bad CSV");
+    assert_eq!(steps[2]["names"], serde_json::json!([failed, running]));
+    assert_eq!(steps[3]["done"], true);
+    assert_eq!(steps[3]["code"], 1, "cancelled");
+    assert_eq!(steps[4]["error"], "NotFound");
+    fake.shutdown().await;
+}

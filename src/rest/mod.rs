@@ -53,9 +53,9 @@ use crate::transport::Connector;
 
 impl Connector {
     /// Speaks REST (HTTP/JSON) by `rules` instead of gRPC. The endpoint, token, quota
-    /// project, CA certificates, retry policy, rate limit and your layers apply as over
-    /// gRPC; the pool settings and the dialer do not (the REST wire keeps its own pool of
-    /// keep-alive connections).
+    /// project, CA certificates, proxy, dialer, retry policy, rate limit and your layers
+    /// apply as over gRPC; the pool settings do not (the REST wire keeps hyper-util's pool
+    /// of keep-alive connections, HTTP/2 by ALPN over TLS, HTTP/1.1 otherwise).
     pub fn rest(self, rules: RestRules) -> Self {
         self.with_wire(Arc::new(wire::MakeRest(rules)))
     }

@@ -18,14 +18,13 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prost::{Message as _, Name as _};
 
 use super::errors;
 use super::rules::{Binding, NoRoute, RestMethod, RestRules, SEGMENT, lower_camel};
 use crate::proto::longrunning as pb;
-use crate::transport::{MakeWire, Transport, WireContext};
+use crate::transport::{Dialer, DialerConnector, MakeWire, Transport, WireContext};
 
 /// The header naming the client library.
 const API_CLIENT: &str = "x-goog-api-client";
@@ -36,7 +35,7 @@ const DEFAULT_LIMIT: usize = 32 * 1024 * 1024;
 /// The gRPC paths of the Operations methods.
 const OPERATIONS: &str = "/google.longrunning.Operations/";
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<DialerConnector>, Full<Bytes>>;
 
 /// Makes [`RestWire`]s for a connector.
 pub(crate) struct MakeRest(pub(crate) RestRules);
@@ -68,7 +67,10 @@ impl RestWire {
         let base = context.url.trim_end_matches('/').to_owned();
         RestWire {
             shared: Arc::new(Shared {
-                client: https_client(context.ca_certificates),
+                client: https_client(
+                    context.ca_certificates,
+                    context.dialer.clone().unwrap_or_else(tcp_dialer),
+                ),
                 base,
                 rules,
                 peer: context.peer.clone(),
@@ -81,8 +83,33 @@ impl RestWire {
     }
 }
 
-/// hyper-util's pooled client on rustls (ring) with the bundled roots and `ca_certificates`.
-fn https_client(ca_certificates: &[Vec<u8>]) -> Result<HttpsClient, String> {
+/// TCP to the URI's host and port (20 s to connect, no Nagle), as tonic dials.
+fn tcp_dialer() -> Dialer {
+    Dialer::new(tower::service_fn(|uri: http::Uri| async move {
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let secure = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let connecting = tokio::net::TcpStream::connect((host.as_str(), port));
+        let stream = tokio::time::timeout(std::time::Duration::from_secs(20), connecting)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connecting to {host}:{port} took over 20 s"),
+                )
+            })??;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    }))
+}
+
+/// hyper-util's pooled client on rustls (ring) with the bundled roots and `ca_certificates`,
+/// its connections opened by `dialer` (TCP, yours, or the proxy's tunnel: TLS runs inside).
+fn https_client(ca_certificates: &[Vec<u8>], dialer: Dialer) -> Result<HttpsClient, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
@@ -101,16 +128,12 @@ fn https_client(ca_certificates: &[Vec<u8>]) -> Result<HttpsClient, String> {
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(std::time::Duration::from_secs(20)));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(DialerConnector(dialer));
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 

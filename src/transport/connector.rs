@@ -371,6 +371,7 @@ impl Connector {
                     peer: &prepared.peer,
                     ca_certificates: &self.ca_certificates,
                     max_response_bytes: self.max_response_bytes,
+                    dialer: prepared.dialer.clone(),
                 });
                 let guarded = tower::ServiceBuilder::new()
                     .layer(prepared.auth)
@@ -515,6 +516,8 @@ pub(crate) struct WireContext<'a> {
     pub(crate) ca_certificates: &'a [Vec<u8>],
     /// The largest response body accepted (0: the wire's own bound).
     pub(crate) max_response_bytes: usize,
+    /// How connections are opened: yours, or the proxy's tunnel; `None`: TCP.
+    pub(crate) dialer: Option<Dialer>,
 }
 
 /// Makes the bottom of a transport: a service that takes the client's gRPC requests and

@@ -61,3 +61,75 @@ impl Service<http::Uri> for Dialer {
         self.0.call(uri)
     }
 }
+
+/// A connection a [`Dialer`] opened, as hyper-util's pooled client takes one (the REST
+/// wire's): the byte stream, saying nothing special about itself.
+#[cfg(feature = "rest")]
+pub(crate) struct Dialed(Connection);
+
+#[cfg(feature = "rest")]
+impl hyper_util::client::legacy::connect::Connection for Dialed {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+#[cfg(feature = "rest")]
+impl hyper::rt::Read for Dialed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+#[cfg(feature = "rest")]
+impl hyper::rt::Write for Dialed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A [`Dialer`] as the connector of hyper-util's pooled client.
+#[cfg(feature = "rest")]
+#[derive(Clone)]
+pub(crate) struct DialerConnector(pub(crate) Dialer);
+
+#[cfg(feature = "rest")]
+impl Service<http::Uri> for DialerConnector {
+    type Response = Dialed;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Dialed, tower::BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let dialing = self.0.call(uri);
+        Box::pin(async move { dialing.await.map(Dialed) })
+    }
+}

@@ -36,6 +36,8 @@ pub use connector::{
 };
 #[cfg(feature = "rest")]
 pub(crate) use connector::{MakeWire, WireContext};
+#[cfg(feature = "rest")]
+pub(crate) use dial::DialerConnector;
 pub use dial::{ByteStream, Dialer};
 pub use fault::Fault;
 pub(crate) use fault::carried;

@@ -254,6 +254,21 @@ async fn plaintext_endpoints_tunnel_too_and_no_proxy_goes_direct() {
         direct.get(OP).await.unwrap();
     }
     assert_eq!(proxy.connects().len(), 1, "no_proxy bypassed the proxy");
+
+    // The REST wire tunnels through the same proxy (HTTP/1.1 inside: `GET /v1/…`).
+    #[cfg(feature = "rest")]
+    {
+        let rest = Connector::new()
+            .endpoint(fake.endpoint())
+            .proxy(proxy.url())
+            .rest(longrunning::rest::RestRules::vision_v1())
+            .connect_lazy()
+            .unwrap();
+        assert_eq!(rest.get(OP).await.unwrap().name, OP);
+        let connects = proxy.connects();
+        assert_eq!(connects.len(), 2);
+        assert_eq!(connects[1].first_byte, Some(b'G'), "GET, over HTTP/1.1");
+    }
     fake.shutdown().await;
 }
 

@@ -485,3 +485,82 @@ async fn googles_python_api_core_reads_what_the_fake_serves_over_rest() {
     assert_eq!(steps[4]["error"], "NotFound");
     fake.shutdown().await;
 }
+
+/// The gRPC client and a REST client with `rules`, both on the fake's in-memory
+/// connections: for exact tests on tokio's paused clock.
+fn both_wires_in_memory(
+    fake: &FakeServer,
+    rules: RestRules,
+) -> [(&'static str, OperationsClient); 2] {
+    let rest = fake.connector().rest(rules).connect_lazy().unwrap();
+    [("grpc", fake.client()), ("rest", rest)]
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_poll_schedule_is_exact_and_the_same_on_both_wires() {
+    use longrunning::backoff::{Backoff, Jitter};
+    let fake = FakeServer::start().await.unwrap();
+    fake.set_wait_unimplemented(true);
+    let options = WaitOptions {
+        poll_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30), 2.0)
+            .with_jitter(Jitter::Off),
+        ..WaitOptions::default()
+    };
+    let mut schedules = Vec::new();
+    for (wire, client) in both_wires_in_memory(&fake, RestRules::standard("v1").unwrap()) {
+        let name = fake.insert(
+            format!("projects/p/locations/l/operations/{wire}"),
+            Script::finishing_after(Duration::from_millis(5500), Outcome::NoResult),
+        );
+        let start = tokio::time::Instant::now();
+        let done = client.wait_for(&name, &options).await.unwrap();
+        assert!(done.done, "{wire}");
+        let gets: Vec<Duration> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == FakeMethod::GetOperation && r.resource == name)
+            .map(|r| r.at - start)
+            .collect();
+        schedules.push((start.elapsed(), gets));
+    }
+    // After the WaitOperation probe (UNIMPLEMENTED), a GetOperation at once, then 1, 2 and
+    // 4 s later: at 0, 1, 3 and 7 s, on either wire.
+    let expected: Vec<Duration> = [0, 1, 3, 7].map(Duration::from_secs).to_vec();
+    assert_eq!(schedules[0].1, expected, "grpc");
+    assert_eq!(schedules[1].1, expected, "rest");
+    assert_eq!(schedules[0].0, schedules[1].0);
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_errors_hold_both_wires_to_what_the_server_admits() {
+    // Per-operation polling under a quota, on each wire: the adaptive limit reads the REST
+    // wire's 429 as it reads gRPC's RESOURCE_EXHAUSTED, and no wait is lost.
+    for wire in ["grpc", "rest"] {
+        let fake = FakeServer::builder()
+            .record_requests(false)
+            .start()
+            .await
+            .unwrap();
+        fake.set_wait_unimplemented(true);
+        fake.set_listing(longrunning::testing::Listing::Unimplemented);
+        fake.set_quota(Some(120));
+        let [(_, grpc), (_, rest)] =
+            both_wires_in_memory(&fake, RestRules::standard("v1").unwrap());
+        let client = if wire == "grpc" { grpc } else { rest };
+        let ops: Vec<longrunning::Operation<(), ()>> = (0..100)
+            .map(|i| {
+                let name = fake.insert(
+                    format!("projects/p/locations/l/operations/q{i}"),
+                    Script::finishing_after(Duration::from_secs(i), Outcome::NoResult),
+                );
+                longrunning::Operation::from_name(client.clone(), &name).unwrap()
+            })
+            .collect();
+        let results = longrunning::wait::wait_all(ops, &WaitOptions::default()).await;
+        let lost = results.iter().filter(|(_, r)| r.is_err()).count();
+        assert_eq!(lost, 0, "{wire}");
+        assert!(fake.quota_refusals() > 0, "{wire}: the quota was met");
+        fake.shutdown().await;
+    }
+}

@@ -491,3 +491,81 @@ impl std::fmt::Debug for RestWire {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_parse_with_enums_as_numbers_or_names_and_unknown_fields_or_values_skipped() {
+        let body = r#"{
+            "name": "operations/1",
+            "done": true,
+            "addedByANewerServer": {"x": 1},
+            "metadata": {
+                "@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata",
+                "state": 2,
+                "alsoNew": true
+            }
+        }"#;
+        let bytes = crate::json::json_to_bytes(&pb::Operation::full_name(), body).unwrap();
+        let op = pb::Operation::decode(bytes.as_slice()).unwrap();
+        assert_eq!(op.name, "operations/1");
+        let metadata = crate::proto::vision::BatchOperationMetadata::decode(
+            op.metadata.as_ref().unwrap().value.as_slice(),
+        )
+        .unwrap();
+        assert_eq!(metadata.state, 2);
+        for state in [r#""SUCCESSFUL""#, r#""A_STATE_FROM_THE_FUTURE""#] {
+            let body = format!(
+                r#"{{"name": "operations/1", "metadata": {{"@type": "type.googleapis.com/google.cloud.vision.v1.BatchOperationMetadata", "state": {state}}}}}"#
+            );
+            let parsed = crate::json::json_to_bytes(&pb::Operation::full_name(), &body);
+            assert!(parsed.is_ok(), "{state}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn requests_are_routed_with_their_fields_in_the_query_or_body() {
+        let wait = pb::WaitOperationRequest {
+            name: "operations/1".into(),
+            timeout: Some(prost_types::Duration {
+                seconds: 12,
+                nanos: 500_000_000,
+            }),
+        };
+        let out = outgoing(
+            "/google.longrunning.Operations/WaitOperation",
+            &wait.encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(out.body.as_deref(), Some(r#"{"timeout":"12.500000000s"}"#));
+        let list = pb::ListOperationsRequest {
+            name: "projects/p".into(),
+            filter: "done=false".into(),
+            page_size: 50,
+            page_token: "t".into(),
+            return_partial_success: false,
+        };
+        let out = outgoing(
+            "/google.longrunning.Operations/ListOperations",
+            &list.encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.query,
+            [
+                ("filter", "done=false".to_owned()),
+                ("pageSize", "50".to_owned()),
+                ("pageToken", "t".to_owned())
+            ]
+        );
+        assert_eq!(
+            rest_api_client(Some(&HeaderValue::from_static(
+                "gl-rust longrunning/0.1.0 grpc/tonic"
+            ))),
+            "gl-rust longrunning/0.1.0 rest/1"
+        );
+        assert!(unframe(&[0, 0, 0, 0, 5, 1]).is_err(), "a short frame");
+    }
+}

@@ -1597,6 +1597,40 @@ async fn every_command_prints_the_same_and_exits_the_same_over_rest() {
         assert_eq!(rest.code, grpc.code, "{command:?}: {}", rest.stderr);
         assert_eq!(rest.stdout, grpc.stdout, "{command:?}");
     }
+    // The Vision commands over REST, by Vision's rules: the same result as over gRPC.
+    let purge = [
+        "vision",
+        "purge",
+        "--parent",
+        parent,
+        "--orphans",
+        "--force",
+        "--wait",
+    ];
+    let grpc = run(
+        &fake,
+        &["--quiet"]
+            .iter()
+            .chain(&purge)
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let rest = run(
+        &fake,
+        &["--quiet", "--transport", "rest"]
+            .iter()
+            .chain(&purge)
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!((grpc.code, rest.code), (0, 0), "{}", rest.stderr);
+    for out in [&grpc, &rest] {
+        let json = out.json();
+        assert_eq!(json["done"], true);
+        assert_eq!(json["response"]["parent"], parent, "the echoed request");
+    }
     // Vision binds no ListOperations: a clear error, nothing printed.
     let out = run(&fake, &["--transport", "rest", "list", parent]).await;
     assert_eq!(out.code, 3, "{}", out.stderr);

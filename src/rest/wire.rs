@@ -24,7 +24,7 @@ use prost::{Message as _, Name as _};
 use super::errors;
 use super::rules::{Binding, NoRoute, RestMethod, RestRules, SEGMENT, lower_camel};
 use crate::proto::longrunning as pb;
-use crate::transport::{Dialer, DialerConnector, MakeWire, Transport, WireContext};
+use crate::transport::{Dialer, DialerConnector, MakeWire, Transport, WireContext, tcp};
 
 /// The header naming the client library.
 const API_CLIENT: &str = "x-goog-api-client";
@@ -69,7 +69,7 @@ impl RestWire {
             shared: Arc::new(Shared {
                 client: https_client(
                     context.ca_certificates,
-                    context.dialer.clone().unwrap_or_else(tcp_dialer),
+                    context.dialer.clone().unwrap_or_else(tcp),
                 ),
                 base,
                 rules,
@@ -81,30 +81,6 @@ impl RestWire {
             }),
         }
     }
-}
-
-/// TCP to the URI's host and port (20 s to connect, no Nagle), as tonic dials.
-fn tcp_dialer() -> Dialer {
-    Dialer::new(tower::service_fn(|uri: http::Uri| async move {
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let secure = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-        let connecting = tokio::net::TcpStream::connect((host.as_str(), port));
-        let stream = tokio::time::timeout(std::time::Duration::from_secs(20), connecting)
-            .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("connecting to {host}:{port} took over 20 s"),
-                )
-            })??;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    }))
 }
 
 /// hyper-util's pooled client on rustls (ring) with the bundled roots and `ca_certificates`,

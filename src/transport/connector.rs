@@ -443,15 +443,17 @@ impl Connector {
             auth = auth.quota_project(project)?;
         }
         let dialer = match &self.dialer {
-            Some(dialer) => Some(dialer.clone()),
+            Some(dialer) => dialer.clone(),
             None => match self.proxy.choose(&uri)? {
                 Some(proxy) => {
                     tracing::debug!(proxy = proxy.name(), endpoint = %url, "through a proxy");
-                    Some(proxy.dialer())
+                    proxy.dialer()
                 }
-                None => None,
+                None => super::dial::tcp(),
             },
         };
+        // A server that sends nothing at all is found out as a GetOperation finds it out.
+        let dialer = Some(dialer.silent_after(self.retry_policy.per_call_timeout));
         Ok(Prepared {
             endpoint,
             url,

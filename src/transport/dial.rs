@@ -133,3 +133,121 @@ impl Service<http::Uri> for DialerConnector {
         Box::pin(async move { dialing.await.map(Dialed) })
     }
 }
+
+/// TCP to the URI's host and port (20 s to connect, no Nagle), as tonic dials.
+pub(crate) fn tcp() -> Dialer {
+    Dialer::new(tower::service_fn(|uri: http::Uri| async move {
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let secure = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let connecting = tokio::net::TcpStream::connect((host.as_str(), port));
+        let stream = tokio::time::timeout(std::time::Duration::from_secs(20), connecting)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    }))
+}
+
+impl Dialer {
+    /// The same dialer, its connections failing if the server sends nothing at all within
+    /// `within` of connecting. Every HTTP/2 server sends its SETTINGS at once (and an HTTP/1
+    /// server answers the preface): a server that sends nothing is silent, and a call on
+    /// its connection fails as a GetOperation would after its per-call timeout, instead of
+    /// a WaitOperation waiting out its whole minute.
+    pub(crate) fn silent_after(self, within: std::time::Duration) -> Self {
+        let inner = self;
+        Dialer::new(
+            tower::ServiceBuilder::new()
+                .map_response(move |connection: Connection| FirstByte {
+                    inner: connection.into_inner(),
+                    deadline: Some(Box::pin(tokio::time::sleep(within))),
+                    within,
+                })
+                .service(inner),
+        )
+    }
+}
+
+/// The server sent nothing within the per-call timeout of connecting.
+#[derive(Debug)]
+pub(crate) struct SilentServer {
+    pub(crate) within: std::time::Duration,
+}
+
+/// How [`SilentServer`] reads, before and after its time: the fault classification finds
+/// it by this text where h2 kept no more of it.
+pub(crate) const SILENT_SERVER: &str = "the server sent nothing within ";
+pub(crate) const OF_CONNECTING: &str = " of connecting";
+
+impl std::fmt::Display for SilentServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SILENT_SERVER}{:?}{OF_CONNECTING}", self.within)
+    }
+}
+
+impl std::error::Error for SilentServer {}
+
+/// A connection whose server must send its first byte by a deadline.
+struct FirstByte {
+    inner: Box<dyn ByteStream>,
+    /// Until the first byte.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    within: std::time::Duration,
+}
+
+impl AsyncRead for FirstByte {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match (&read, self.deadline.as_mut()) {
+            (_, None) => read,
+            (std::task::Poll::Ready(Ok(())), Some(_)) if buf.filled().len() > before => {
+                self.deadline = None;
+                read
+            }
+            (std::task::Poll::Pending, Some(deadline)) => match deadline.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    SilentServer {
+                        within: self.within,
+                    },
+                ))),
+                std::task::Poll::Pending => read,
+            },
+            _ => read,
+        }
+    }
+}
+
+impl AsyncWrite for FirstByte {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

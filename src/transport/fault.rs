@@ -141,6 +141,15 @@ fn classify_one(error: &(dyn StdError + 'static), peer: &Arc<str>) -> Option<Fau
     if let Some(tls) = error.downcast_ref::<rustls::Error>() {
         return certificate_fault(tls, peer);
     }
+    if let Some(silent) = error.downcast_ref::<super::dial::SilentServer>() {
+        return fault(
+            FaultKind::Silent,
+            format!(
+                "no answer from {peer} within the per-call timeout of {:?}",
+                silent.within
+            ),
+        );
+    }
     if let Some(io) = error.downcast_ref::<io::Error>() {
         // An io::Error hides the error it wraps from `source()`: look inside.
         #[cfg(feature = "tls")]
@@ -158,6 +167,23 @@ fn classify_one(error: &(dyn StdError + 'static), peer: &Arc<str>) -> Option<Fau
         return match io.kind() {
             io::ErrorKind::ConnectionRefused => {
                 fault(FaultKind::Unsent, format!("connection refused by {peer}"))
+            }
+            // h2 keeps a connection's io error as its kind and text only (its
+            // `proto::Error::Io`), so the silent server is told by the text it left.
+            io::ErrorKind::TimedOut if io.to_string().contains(super::dial::SILENT_SERVER) => {
+                let within = io
+                    .to_string()
+                    .rsplit_once(super::dial::SILENT_SERVER)
+                    .map(|(_, after)| {
+                        after
+                            .trim_end_matches(super::dial::OF_CONNECTING)
+                            .to_owned()
+                    })
+                    .unwrap_or_default();
+                fault(
+                    FaultKind::Silent,
+                    format!("no answer from {peer} within the per-call timeout of {within}"),
+                )
             }
             io::ErrorKind::TimedOut => fault(
                 FaultKind::Unsent,

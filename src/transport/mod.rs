@@ -36,9 +36,9 @@ pub use connector::{
 };
 #[cfg(feature = "rest")]
 pub(crate) use connector::{MakeWire, WireContext};
-#[cfg(feature = "rest")]
-pub(crate) use dial::DialerConnector;
 pub use dial::{ByteStream, Dialer};
+#[cfg(feature = "rest")]
+pub(crate) use dial::{DialerConnector, tcp};
 pub use fault::Fault;
 pub(crate) use fault::carried;
 pub use guard::{Guard, GuardFuture, GuardLayer};

@@ -587,3 +587,36 @@ async fn with_no_rate_set_a_quota_holds_the_whole_client_after_its_first_minute(
         "after the first minute at most a tenth refused: {refused_after} of {sent_after}"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_accepts_and_says_nothing_fails_a_wait_as_it_fails_get() {
+    // Accepts connections (the backlog does) and never sends a byte.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let client = Connector::new()
+        .endpoint(&endpoint)
+        .retry_policy(RetryPolicy {
+            per_call_timeout: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        })
+        .connect_lazy()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let get = client.get(OP).await.unwrap_err();
+    let get_took = start.elapsed();
+    let start = std::time::Instant::now();
+    let wait = client
+        .wait_for(OP, &WaitOptions::default())
+        .await
+        .unwrap_err();
+    let wait_took = start.elapsed();
+    assert_eq!(get.code(), Some(Code::DeadlineExceeded), "{get}");
+    assert_eq!(
+        wait.to_string(),
+        get.to_string().replace("GetOperation", "WaitOperation")
+    );
+    // The per-call timeout once, not a minute's WaitOperation.
+    assert!(get_took < Duration::from_secs(3), "{get_took:?}");
+    assert!(wait_took < Duration::from_secs(3), "{wait_took:?}: {wait}");
+    drop(silent);
+}

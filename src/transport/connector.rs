@@ -120,8 +120,20 @@ struct Prepared {
     url: String,
     peer: Arc<str>,
     auth: AuthLayer,
-    /// Yours, or the proxy's tunnel; `None`: TCP straight to the endpoint.
+    /// Yours, the proxy's tunnel, or TCP straight to the endpoint.
     dialer: Option<Dialer>,
+}
+
+impl Prepared {
+    /// The dialer of gRPC's connections: a server that sends nothing at all once connected
+    /// (every HTTP/2 server sends its SETTINGS at once) is found out within the per-call
+    /// timeout, as a GetOperation finds it out. Not for REST: an HTTP/1.1 server says
+    /// nothing until it answers.
+    fn grpc_dialer(&self, per_call_timeout: Duration) -> Option<Dialer> {
+        self.dialer
+            .clone()
+            .map(|dialer| dialer.silent_after(per_call_timeout))
+    }
 }
 
 impl Connector {
@@ -323,7 +335,7 @@ impl Connector {
             return self.assembled();
         }
         let prepared = self.prepare()?;
-        let connecting = match &prepared.dialer {
+        let connecting = match &prepared.grpc_dialer(self.retry_policy.per_call_timeout) {
             Some(dialer) => {
                 prepared
                     .endpoint
@@ -380,7 +392,8 @@ impl Connector {
                 Transport::new(limit.layer(guarded))
             }
             None => {
-                let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, prepared.dialer);
+                let dialer = prepared.grpc_dialer(self.retry_policy.per_call_timeout);
+                let pool = ChannelPool::with_dialer(prepared.endpoint, self.pool, dialer);
                 let pool = match channel {
                     Some(channel) => pool.with_connection(channel),
                     None => pool,
@@ -452,8 +465,7 @@ impl Connector {
                 None => super::dial::tcp(),
             },
         };
-        // A server that sends nothing at all is found out as a GetOperation finds it out.
-        let dialer = Some(dialer.silent_after(self.retry_policy.per_call_timeout));
+        let dialer = Some(dialer);
         Ok(Prepared {
             endpoint,
             url,

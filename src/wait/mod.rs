@@ -61,6 +61,13 @@
 //! | any other code (NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED after the one token refresh, INVALID_ARGUMENT, INTERNAL, …) | ends with [`Error::Rpc`](crate::Error::Rpc) |
 //! | a certificate the client does not trust | ends with [`Error::Certificate`](crate::Error::Certificate) |
 //!
+//! Before the server has answered a wait at all, silence (no answer within the per-call
+//! timeout, or a server that sends nothing once connected) ends it as it ends a
+//! GetOperation: DEADLINE_EXCEEDED, after one try (unless the client's retry policy retries
+//! that code); so does a deadline that passes while the first RPC is out: the server's
+//! silence, not a slow operation ([`Error::Rpc`](crate::Error::Rpc), not
+//! [`Error::Timeout`](crate::Error::Timeout)).
+//!
 //! A `RetryInfo` detail sets the delay before the next try; it never makes a code that ends
 //! the wait a retried one. The fault delays grow while faults repeat (default 1 s, ×2, up to
 //! 30 s, jittered) and start over after an answer. A wait that has never had an answer gives

@@ -564,3 +564,55 @@ async fn quota_errors_hold_both_wires_to_what_the_server_admits() {
         fake.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn progress_and_failed_operations_read_the_same_on_both_wires() {
+    use futures_util::StreamExt as _;
+    use longrunning::vision::{BatchState, pb};
+    use longrunning::wait::Watched;
+    let fake = FakeServer::start().await.unwrap();
+    let mut seen = Vec::new();
+    for (wire, client) in both_wires_in_memory(&fake, RestRules::standard("v1").unwrap()) {
+        let running = pb::BatchOperationMetadata {
+            state: BatchState::Processing as i32,
+            ..Default::default()
+        };
+        let name = fake.insert(
+            format!("projects/p/locations/l/operations/progress-{wire}"),
+            Script::finishing_after(
+                Duration::from_secs(30),
+                Outcome::error(tonic::Code::InvalidArgument, "bad CSV line 7"),
+            )
+            .metadata_from(Duration::from_secs(5), &running),
+        );
+        let start = tokio::time::Instant::now();
+        let mut states = Vec::new();
+        let mut watched = client.watch_each([name.clone()], &WaitOptions::default());
+        while let Some((_, item)) = watched.next().await {
+            if let Watched::Snapshot(op) = item.unwrap() {
+                let at = start.elapsed().as_secs();
+                states.push((at, op.done, longrunning::json::metadata_state(&op)));
+            }
+        }
+        assert!(
+            states.last().is_some_and(|(_, done, _)| *done),
+            "{wire}: {states:?}"
+        );
+        assert!(
+            states.iter().any(|(_, done, _)| !done),
+            "{wire}: {states:?}"
+        );
+        let mut op =
+            longrunning::vision::ImportProductSetsOperation::from_name(client.clone(), &name)
+                .unwrap();
+        let err = op.wait(&WaitOptions::default()).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::InvalidArgument), "{wire}: {err}");
+        assert!(err.to_string().contains("bad CSV line 7"), "{wire}: {err}");
+        seen.push(states);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the same reports at the same times on both wires"
+    );
+    fake.shutdown().await;
+}

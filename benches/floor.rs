@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use longrunning::proto::longrunning as lro;
 use longrunning::transport::Connector;
-use longrunning::vision::{ProductSearch, pb};
+use longrunning::vision::ProductSearch;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, SERVE_ENV, cpu_time};
 
@@ -105,18 +105,7 @@ fn run_client(client: &str, endpoint: String) -> Duration {
             .await
             .expect("connect");
         let search = ProductSearch::new(ours.clone());
-        let request = pb::PurgeProductsRequest {
-            parent: "projects/p/locations/us-west1".into(),
-            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
-                true,
-            )),
-            force: true,
-        };
-        let started = futures_util::future::join_all(
-            (0..OPS).map(|_| search.purge_products(request.clone())),
-        )
-        .await;
-        let ops: Vec<_> = started.into_iter().map(|r| r.expect("purge")).collect();
+        let ops = support::start_purges(&search, OPS).await;
         let names: Vec<String> = ops.iter().map(|op| op.name().to_owned()).collect();
         let floor = match client {
             "floor-poll" | "floor-wait" => {

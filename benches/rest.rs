@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt as _;
 use longrunning::rest::RestRules;
 use longrunning::transport::Connector;
-use longrunning::vision::{ProductSearch, pb};
+use longrunning::vision::ProductSearch;
 use longrunning::wait::{self, WaitOptions};
 use support::{FakeChild, SERVE_ENV, cpu_time, percentiles};
 
@@ -64,7 +64,10 @@ async fn gets() {
         .await
         .expect("connect");
     let search = ProductSearch::new(grpc.clone());
-    let op = search.purge_products(purge_request()).await.expect("purge");
+    let op = search
+        .purge_products(support::purge_request())
+        .await
+        .expect("purge");
     let name = op.name().to_owned();
     let mut results: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..PAIRS {
@@ -94,16 +97,6 @@ async fn gets() {
     fake.stop();
 }
 
-fn purge_request() -> pb::PurgeProductsRequest {
-    pb::PurgeProductsRequest {
-        parent: "projects/p/locations/us-west1".into(),
-        target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
-            true,
-        )),
-        force: true,
-    }
-}
-
 async fn waits(label: &str, rules: RestRules) {
     let fake = FakeChild::start(Duration::ZERO, Duration::from_secs(8), None);
     let grpc = Connector::new()
@@ -117,13 +110,10 @@ async fn waits(label: &str, rules: RestRules) {
         .connect_lazy()
         .expect("client");
     let search = ProductSearch::new(grpc);
-    let started =
-        futures_util::future::join_all((0..WAITS).map(|_| search.purge_products(purge_request())))
-            .await;
-    let ops: Vec<_> = started
+    let ops: Vec<_> = support::start_purges(&search, WAITS)
+        .await
         .into_iter()
         .map(|op| {
-            let op = op.expect("purge");
             longrunning::vision::PurgeProductsOperation::from_raw(rest.clone(), op.raw().clone())
         })
         .collect();
@@ -136,14 +126,8 @@ async fn waits(label: &str, rules: RestRules) {
         if result.is_err() {
             failed += 1;
         }
-        let end = op
-            .metadata()
-            .ok()
-            .flatten()
-            .and_then(|m| m.end_time)
-            .and_then(|t| SystemTime::try_from(t).ok());
-        if let Some(end) = end {
-            lags.push(seen.duration_since(end).unwrap_or_default());
+        if let Some(lag) = support::lag_after_end(&op, seen) {
+            lags.push(lag);
         }
     }
     let cpu = cpu_time() - cpu;

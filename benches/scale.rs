@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use longrunning::transport::Connector;
-use longrunning::vision::{ProductSearch, pb};
+use longrunning::vision::ProductSearch;
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, RssSampler, SERVE_ENV, cpu_time, percentiles, rss_kib, runtime};
 
@@ -69,18 +69,7 @@ fn client(mode: &str, endpoint: String) {
             .await
             .expect("connect");
         let search = ProductSearch::new(client);
-        let request = pb::PurgeProductsRequest {
-            parent: "projects/p/locations/us-west1".into(),
-            target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
-                true,
-            )),
-            force: true,
-        };
-        let started = futures_util::future::join_all(
-            (0..OPS).map(|_| search.purge_products(request.clone())),
-        )
-        .await;
-        let ops: Vec<_> = started.into_iter().map(|r| r.expect("purge")).collect();
+        let ops = support::start_purges(&search, OPS).await;
         let rss_before = rss_kib();
         let sampler = RssSampler::start();
         let cpu_before = cpu_time();
@@ -93,14 +82,8 @@ fn client(mode: &str, endpoint: String) {
             if result.is_err() {
                 failed += 1;
             }
-            let end = op
-                .metadata()
-                .ok()
-                .flatten()
-                .and_then(|m| m.end_time)
-                .and_then(|t| SystemTime::try_from(t).ok());
-            if let Some(end) = end {
-                lags.push(seen.duration_since(end).unwrap_or_default());
+            if let Some(lag) = support::lag_after_end(&op, seen) {
+                lags.push(lag);
             }
         }
         let cpu = cpu_time() - cpu_before;

@@ -219,3 +219,37 @@ pub(crate) async fn overhead_pair_with(
     );
     (fake, bare, ours)
 }
+
+/// The purge the benchmarks start: orphan products under one location, forced.
+pub(crate) fn purge_request() -> longrunning::vision::pb::PurgeProductsRequest {
+    use longrunning::vision::pb;
+    pb::PurgeProductsRequest {
+        parent: "projects/p/locations/us-west1".into(),
+        target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
+            true,
+        )),
+        force: true,
+    }
+}
+
+/// `count` purges started at once on `search`.
+pub(crate) async fn start_purges(
+    search: &longrunning::vision::ProductSearch,
+    count: usize,
+) -> Vec<longrunning::vision::PurgeProductsOperation> {
+    let started =
+        futures_util::future::join_all((0..count).map(|_| search.purge_products(purge_request())))
+            .await;
+    started.into_iter().map(|r| r.expect("purge")).collect()
+}
+
+/// How long after its `endTime` an operation was seen done at `seen` (its metadata's, as
+/// the fake sets it), if it has one.
+pub(crate) fn lag_after_end(
+    op: &longrunning::vision::PurgeProductsOperation,
+    seen: std::time::SystemTime,
+) -> Option<Duration> {
+    let end = op.metadata().ok().flatten()?.end_time?;
+    let end = std::time::SystemTime::try_from(end).ok()?;
+    Some(seen.duration_since(end).unwrap_or_default())
+}

@@ -70,13 +70,18 @@ fn assert_all_answered(
     }
 }
 
-/// The names ListOperations was called with, in order.
-fn listed_names(fake: &FakeServer) -> Vec<String> {
+/// The names `method` was called with, in order.
+fn resources(fake: &FakeServer, method: FakeMethod) -> Vec<String> {
     fake.requests()
         .into_iter()
-        .filter(|r| r.method == FakeMethod::ListOperations)
+        .filter(|r| r.method == method)
         .map(|r| r.resource)
         .collect()
+}
+
+/// The names ListOperations was called with, in order.
+fn listed_names(fake: &FakeServer) -> Vec<String> {
+    resources(fake, FakeMethod::ListOperations)
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,12 +225,7 @@ async fn a_deleted_operation_vanishes_from_the_listing_and_its_wait_ends_not_fou
         }
     }
     // The round after the delete missed it: one GetOperation, for it alone.
-    let gets: Vec<String> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == FakeMethod::GetOperation)
-        .map(|r| r.resource)
-        .collect();
+    let gets = resources(&fake, FakeMethod::GetOperation);
     assert_eq!(gets, [doomed]);
     fake.shutdown().await;
 }
@@ -316,12 +316,7 @@ async fn each_collection_of_a_mixed_batch_is_listed_on_its_own() {
     names.sort();
     names.dedup();
     assert_eq!(names, ["projects/p/locations/a", "projects/p/locations/b"]);
-    let gets: Vec<String> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == FakeMethod::GetOperation)
-        .map(|r| r.resource)
-        .collect();
+    let gets = resources(&fake, FakeMethod::GetOperation);
     assert_eq!(gets, ["projects/p/locations/c/operations/op0000"; 3]);
     fake.shutdown().await;
 }

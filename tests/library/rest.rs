@@ -616,3 +616,47 @@ async fn progress_and_failed_operations_read_the_same_on_both_wires() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_trusts_the_cas_given_and_refuses_others_as_over_grpc() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let fake = FakeServer::builder()
+        .tls(certified.cert.pem(), certified.signing_key.serialize_pem())
+        .start()
+        .await
+        .unwrap();
+    fake.insert_running(OP);
+    let rules = RestRules::standard("v1").unwrap();
+    let trusting = Connector::new()
+        .endpoint(fake.endpoint())
+        .ca_certificate_pem(certified.cert.pem())
+        .rest(rules.clone())
+        .connect_lazy()
+        .unwrap();
+    assert_eq!(trusting.get(OP).await.unwrap().name, OP);
+    let untrusting = Connector::new()
+        .endpoint(fake.endpoint())
+        .rest(rules)
+        .connect_lazy()
+        .unwrap();
+    let err = untrusting.get(OP).await.unwrap_err();
+    let longrunning::Error::Certificate { peer, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*peer, format!("localhost:{}", fake.addr().port()));
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn speechs_rules_get_and_list_on_the_fake() {
+    let fake = FakeServer::start().await.unwrap();
+    let name = fake.insert_running("operations/1234");
+    let client = rest(&fake, RestRules::speech_v1());
+    // Speech's names are bare IDs: `GET /v1/operations/1234`.
+    assert_eq!(client.get("1234").await.unwrap().name, name);
+    let page = client.list("", &ListOptions::default()).await.unwrap();
+    assert!(page.operations.iter().any(|op| op.name == name));
+    let err = client.cancel(&name).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unimplemented), "{err}");
+    fake.shutdown().await;
+}

@@ -87,7 +87,7 @@ fn listed_names(fake: &FakeServer) -> Vec<String> {
 #[tokio::test(start_paused = true)]
 async fn a_batch_under_one_collection_polls_by_listing_with_no_get_per_operation() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let start = Instant::now();
     let ops = operations(&fake, &client, COLLECTION, 300, |i| {
         Duration::from_millis(3000 + i as u64)
@@ -117,7 +117,7 @@ async fn the_batched_path_is_taken_after_the_wait_probe_says_unimplemented() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_wait_unimplemented(true);
     fake.set_max_page_size(100);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ops = operations(&fake, &client, COLLECTION, 1000, |i| {
         Duration::from_millis(20 * i as u64)
     });
@@ -139,7 +139,7 @@ async fn the_batched_path_is_taken_after_the_wait_probe_says_unimplemented() {
 async fn which_name_lists_a_collection_is_learnt_once_per_client() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_listing(Listing::CollectionOnly);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     for batch in ["a", "b"] {
         let ops = operations(&fake, &client, &format!("{COLLECTION}/{batch}"), 5, |_| {
             secs(2)
@@ -186,7 +186,7 @@ async fn which_name_lists_a_collection_is_learnt_once_per_client() {
 async fn a_server_that_lists_nothing_is_asked_once_then_polled_by_name() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_listing(Listing::Unimplemented);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     for _ in 0..2 {
         let ops = operations(&fake, &client, COLLECTION, 4, |_| secs(2));
         assert_all_answered(&wait::wait_all(ops, &polling()).await);
@@ -203,7 +203,7 @@ async fn a_server_that_lists_nothing_is_asked_once_then_polled_by_name() {
 #[tokio::test(start_paused = true)]
 async fn a_deleted_operation_vanishes_from_the_listing_and_its_wait_ends_not_found() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ops = operations(&fake, &client, COLLECTION, 3, |_| secs(10));
     let doomed = ops[1].name().to_owned();
     let deleting = {
@@ -235,7 +235,7 @@ async fn a_listing_that_never_ends_falls_back_to_polling_by_name() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_listing(Listing::RepeatsToken);
     fake.set_max_page_size(2);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ops = operations(&fake, &client, COLLECTION, 6, |_| secs(2));
     assert_all_answered(&wait::wait_all(ops, &polling()).await);
     // Two pages for each form (the second repeats the token), then polls by name at 0, 1
@@ -260,7 +260,7 @@ async fn a_listing_that_costs_more_than_polling_by_name_is_left_for_it() {
         );
     }
     fake.set_max_page_size(100);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ops = operations(&fake, &client, COLLECTION, 10, |_| secs(2));
     assert_all_answered(&wait::wait_all(ops, &polling()).await);
     // Four pages (the bound for ten waits), then polls by name at 0, 1 and 2.5 s.
@@ -272,7 +272,7 @@ async fn a_listing_that_costs_more_than_polling_by_name_is_left_for_it() {
 #[tokio::test(start_paused = true)]
 async fn quota_errors_during_a_round_delay_it_and_lose_nothing() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let quota = longrunning::Status::new(Code::ResourceExhausted, "Quota exceeded");
     fake.fail_next_with(FakeMethod::ListOperations, 3, quota);
     let start = Instant::now();
@@ -294,7 +294,7 @@ async fn quota_errors_during_a_round_delay_it_and_lose_nothing() {
 #[tokio::test(start_paused = true)]
 async fn each_collection_of_a_mixed_batch_is_listed_on_its_own() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let mut ops = operations(&fake, &client, "projects/p/locations/a", 3, |_| secs(2));
     ops.extend(operations(
         &fake,
@@ -324,7 +324,7 @@ async fn each_collection_of_a_mixed_batch_is_listed_on_its_own() {
 #[tokio::test(start_paused = true)]
 async fn watch_each_reports_metadata_changes_seen_in_the_listing() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let names: Vec<String> = (0..3)
         .map(|i| {
             let name = format!("{COLLECTION}/operations/w{i}");

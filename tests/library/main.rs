@@ -5,6 +5,17 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// The client the behaviour tests that do not depend on the wire use: gRPC here, REST in
+/// the `over_rest` test binary, which runs the same bodies.
+mod wire {
+    use longrunning::OperationsClient;
+    use longrunning::testing::FakeServer;
+
+    pub(crate) fn client(fake: &FakeServer) -> OperationsClient {
+        fake.client()
+    }
+}
+
 mod auth;
 mod chaos;
 mod client;

@@ -40,7 +40,7 @@ fn import_request(csv: &str) -> pb::ImportProductSetsRequest {
 async fn purge_progresses_to_successful_and_echoes_the_request() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_operation_duration(Duration::from_secs(10));
-    let search = ProductSearch::new(fake.client());
+    let search = ProductSearch::new(crate::wire::client(&fake));
     let mut op = search.purge_products(purge_request()).await.unwrap();
 
     let name = OperationName::parse(op.name()).unwrap();
@@ -68,7 +68,7 @@ async fn purge_progresses_to_successful_and_echoes_the_request() {
 #[tokio::test(start_paused = true)]
 async fn import_returns_a_typed_response_and_rejects_bad_input() {
     let fake = FakeServer::start().await.unwrap();
-    let search = ProductSearch::new(fake.client());
+    let search = ProductSearch::new(crate::wire::client(&fake));
     let mut op = search
         .import_product_sets(import_request("gs://bucket/products.csv"))
         .await
@@ -103,8 +103,9 @@ async fn import_returns_a_typed_response_and_rejects_bad_input() {
 }
 
 #[tokio::test]
-async fn start_calls_send_the_parent_routing_header_and_are_not_retried() {
+async fn start_calls_send_the_parent_routing_header_over_grpc() {
     let fake = FakeServer::start().await.unwrap();
+    // The routing header is gRPC's (REST sends none): the gRPC client on either run.
     let search = ProductSearch::new(fake.client());
     search.purge_products(purge_request()).await.unwrap();
     let request = &fake.requests()[0];
@@ -113,7 +114,14 @@ async fn start_calls_send_the_parent_routing_header_and_are_not_retried() {
         request.headers["x-goog-request-params"],
         "parent=projects%2Fp1%2Flocations%2Fus-west1"
     );
+    fake.shutdown().await;
+}
 
+#[tokio::test(start_paused = true)]
+async fn start_calls_are_not_retried() {
+    let fake = FakeServer::start().await.unwrap();
+    let search = ProductSearch::new(crate::wire::client(&fake));
+    search.purge_products(purge_request()).await.unwrap();
     fake.fail_next(FakeMethod::PurgeProducts, 1);
     let err = search.purge_products(purge_request()).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::Unavailable));
@@ -125,7 +133,7 @@ async fn start_calls_send_the_parent_routing_header_and_are_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn resume_by_name_returns_the_same_typed_handle_without_restarting() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let started = ProductSearch::new(client.clone())
         .purge_products(purge_request())
         .await
@@ -161,7 +169,7 @@ async fn resume_by_name_returns_the_same_typed_handle_without_restarting() {
 async fn cancel_on_a_handle_ends_it_cancelled() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_operation_duration(Duration::from_secs(60));
-    let mut op = ProductSearch::new(fake.client())
+    let mut op = ProductSearch::new(crate::wire::client(&fake))
         .purge_products(purge_request())
         .await
         .unwrap();
@@ -176,7 +184,11 @@ async fn cancel_on_a_handle_ends_it_cancelled() {
     let name = op.name().to_owned();
     op.delete().await.unwrap();
     assert_eq!(
-        fake.client().get(&name).await.unwrap_err().code(),
+        crate::wire::client(&fake)
+            .get(&name)
+            .await
+            .unwrap_err()
+            .code(),
         Some(Code::NotFound)
     );
     fake.shutdown().await;
@@ -186,7 +198,7 @@ async fn cancel_on_a_handle_ends_it_cancelled() {
 async fn async_annotation_goes_created_running_done() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_operation_duration(Duration::from_secs(10));
-    let annotator = ImageAnnotator::new(fake.client());
+    let annotator = ImageAnnotator::new(crate::wire::client(&fake));
     let output = pb::OutputConfig {
         gcs_destination: Some(pb::GcsDestination {
             uri: "gs://bucket/out/".into(),
@@ -244,7 +256,7 @@ async fn the_fake_fails_started_jobs_with_consistent_metadata() {
     let status = Status::new(Code::InvalidArgument, "the CSV has a bad line")
         .with_detail(ErrorDetail::retry_after(Duration::from_secs(1)));
     fake.fail_next_starts(1, status.clone());
-    let search = ProductSearch::new(fake.client());
+    let search = ProductSearch::new(crate::wire::client(&fake));
     let mut failed = search.purge_products(purge_request()).await.unwrap();
     let started = fake.wait_for_start(Duration::from_secs(1)).await.unwrap();
     assert_eq!(started, failed.name());

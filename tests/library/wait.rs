@@ -57,7 +57,7 @@ fn calls_of(requests: &[RecordedRequest], method: FakeMethod) -> Vec<Instant> {
 async fn the_wait_path_returns_as_soon_as_the_operation_finishes() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert(OP, finishing_after(secs(10)));
-    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let mut op = EmptyOperation::from_name(crate::wire::client(&fake), OP).unwrap();
     let start = Instant::now();
     op.wait(&WaitOptions::default()).await.unwrap();
     assert_eq!(start.elapsed(), secs(10));
@@ -77,7 +77,10 @@ async fn each_wait_rpc_asks_for_at_most_the_cap_and_the_time_left() {
         timeout: Some(secs(200)),
         ..WaitOptions::default()
     };
-    fake.client().wait_for(OP, &options).await.unwrap();
+    crate::wire::client(&fake)
+        .wait_for(OP, &options)
+        .await
+        .unwrap();
     assert_eq!(start.elapsed(), secs(150));
     let waits = calls_of(&fake.requests(), FakeMethod::WaitOperation);
     let offsets: Vec<_> = waits.iter().map(|at| *at - start).collect();
@@ -117,7 +120,7 @@ async fn polling_follows_the_backoff_schedule_within_its_jitter_bounds() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert(OP, finishing_after(secs(300)));
     let start = Instant::now();
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for(OP, &options(WaitStrategy::Poll))
         .await
         .unwrap();
@@ -147,7 +150,7 @@ async fn a_handle_fresh_from_the_server_polls_after_the_first_delay() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_operation_duration(secs(5));
     fake.set_wait_unimplemented(true);
-    let mut op = ProductSearch::new(fake.client())
+    let mut op = ProductSearch::new(crate::wire::client(&fake))
         .purge_products(pb::PurgeProductsRequest {
             parent: "projects/p1/locations/us-west1".into(),
             target: Some(pb::purge_products_request::Target::DeleteOrphanProducts(
@@ -171,7 +174,7 @@ async fn unimplemented_wait_falls_back_to_polling_with_one_probe_per_client() {
     for i in 0..20 {
         fake.insert(format!("operations/op{i}"), finishing_after(secs(3 + i)));
     }
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ops = (0..20)
         .map(|i| EmptyOperation::from_name(client.clone(), &format!("operations/op{i}")).unwrap());
     let results = wait::wait_all(ops, &WaitOptions::default()).await;
@@ -194,7 +197,7 @@ async fn unimplemented_wait_falls_back_to_polling_with_one_probe_per_client() {
 
     // A new client probes once for itself.
     fake.insert("operations/other", finishing_after(secs(2)));
-    let other = fake.client();
+    let other = crate::wire::client(&fake);
     other
         .wait_for("operations/other", &WaitOptions::default())
         .await
@@ -273,7 +276,7 @@ async fn a_probe_overtaken_by_another_waits_verdict_costs_no_second_delay_nor_an
 async fn a_dropped_probe_lets_the_next_wait_probe_again() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert(OP, finishing_after(secs(100)));
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let dropped = tokio::time::timeout(secs(5), client.wait_for(OP, &WaitOptions::default())).await;
     assert!(dropped.is_err());
     let start = Instant::now();
@@ -309,7 +312,7 @@ async fn a_wait_that_returns_early_and_not_done_is_spaced_never_spun() {
     fake.set_wait_returns_early(Some(Duration::from_millis(100)));
     fake.insert(OP, finishing_after(secs(60)));
     let start = Instant::now();
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for(OP, &WaitOptions::default())
         .await
         .unwrap();
@@ -329,7 +332,7 @@ async fn a_server_that_is_slow_to_return_early_is_waited_on_without_spacing() {
     fake.set_wait_returns_early(Some(secs(10)));
     fake.insert(OP, finishing_after(secs(30)));
     let start = Instant::now();
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for(OP, &WaitOptions::default())
         .await
         .unwrap();
@@ -361,14 +364,14 @@ async fn unavailable_faults_are_retried_and_the_result_is_kept() {
     );
     fake.fail_next(FakeMethod::WaitOperation, 4);
     let mut op: Operation<pb::ImportProductSetsResponse, pb::BatchOperationMetadata> =
-        Operation::from_name(fake.client(), OP).unwrap();
+        Operation::from_name(crate::wire::client(&fake), OP).unwrap();
     let response = op.wait(&WaitOptions::default()).await.unwrap();
     assert_eq!(response.statuses.len(), 3);
     assert_eq!(fake.calls(FakeMethod::WaitOperation), 5);
 
     fake.fail_next(FakeMethod::GetOperation, 4);
     fake.insert("operations/polled", finishing_after(secs(20)));
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for("operations/polled", &options(WaitStrategy::Poll))
         .await
         .unwrap();
@@ -398,7 +401,7 @@ async fn retry_info_on_an_error_sets_the_next_delay() {
         1,
         tonic::Status::with_details(Code::Unavailable, "busy", details.encode_to_vec().into()),
     );
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for(OP, &options(WaitStrategy::Poll))
         .await
         .unwrap();
@@ -416,7 +419,7 @@ async fn deadline_exceeded_from_the_wait_rpc_means_not_yet() {
         2,
         tonic::Status::deadline_exceeded("server gave up"),
     );
-    fake.client()
+    crate::wire::client(&fake)
         .wait_for(OP, &WaitOptions::default())
         .await
         .unwrap();
@@ -442,12 +445,12 @@ async fn permanent_errors_end_the_wait() {
         assert_eq!(err.code(), Some(code));
     }
     // Deleted while waiting: NOT_FOUND ends it.
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let poll = options(WaitStrategy::Poll);
     let waiting = client.wait_for(OP, &poll);
     let delete = async {
         tokio::time::sleep(secs(10)).await;
-        fake.client().delete(OP).await.unwrap();
+        crate::wire::client(&fake).delete(OP).await.unwrap();
     };
     let (result, ()) = tokio::join!(waiting, delete);
     assert_eq!(result.unwrap_err().code(), Some(Code::NotFound));
@@ -461,7 +464,7 @@ async fn a_server_restarted_on_the_same_port_mid_wait_loses_nothing() {
         OP,
         Script::finishing_after(secs(30), Outcome::error(Code::DataLoss, "disk on fire")),
     );
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     for strategy in [WaitStrategy::Auto, WaitStrategy::Poll] {
         let options = options(strategy);
         let waiting = client.wait_for(OP, &options);
@@ -484,7 +487,7 @@ async fn a_server_restarted_on_the_same_port_mid_wait_loses_nothing() {
 async fn running_out_of_time_returns_the_last_snapshot_and_the_handle_resumes() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let mut op = EmptyOperation::from_name(crate::wire::client(&fake), OP).unwrap();
     let options = WaitOptions {
         timeout: Some(secs(90)),
         ..WaitOptions::default()
@@ -507,7 +510,7 @@ async fn running_out_of_time_returns_the_last_snapshot_and_the_handle_resumes() 
     let last = last.as_deref().expect("the server answered");
     assert!(!last.done);
     // The last snapshot, typed: by the error, and in the handle itself.
-    let typed = EmptyOperation::from_raw(fake.client(), last.clone());
+    let typed = EmptyOperation::from_raw(crate::wire::client(&fake), last.clone());
     assert_eq!(typed.state().unwrap(), Some(BatchState::Processing));
     assert_eq!(op.state().unwrap(), Some(BatchState::Processing));
     assert!(
@@ -530,7 +533,7 @@ async fn running_out_of_time_returns_the_last_snapshot_and_the_handle_resumes() 
 async fn the_default_timeout_is_a_day_and_none_waits_forever() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert(OP, finishing_after(secs(25 * 3600)));
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let err = client
         .wait_for(OP, &WaitOptions::default())
         .await
@@ -552,7 +555,7 @@ async fn the_default_timeout_is_a_day_and_none_waits_forever() {
 async fn cancel_on_a_handle_ends_its_wait_cancelled() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let mut op = EmptyOperation::from_name(crate::wire::client(&fake), OP).unwrap();
     let handle = op.clone();
     let canceller = async {
         tokio::time::sleep(secs(30)).await;
@@ -575,7 +578,7 @@ async fn cancel_on_a_handle_ends_its_wait_cancelled() {
 async fn dropping_a_wait_stops_its_rpcs() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     for strategy in [WaitStrategy::Poll, WaitStrategy::Wait] {
         let options = options(strategy);
         let wait = client.wait_for(OP, &options);
@@ -597,7 +600,7 @@ async fn wait_for_rejects_bad_names_without_rpcs() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidName { .. }));
-    assert!(EmptyOperation::from_name(fake.client(), "").is_err());
+    assert!(EmptyOperation::from_name(crate::wire::client(&fake), "").is_err());
     assert_eq!(fake.total_calls(), 0);
     fake.shutdown().await;
 }
@@ -606,7 +609,7 @@ async fn wait_for_rejects_bad_names_without_rpcs() {
 async fn watch_reports_each_metadata_change_then_the_result() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_operation_duration(secs(20));
-    let annotator = ImageAnnotator::new(fake.client());
+    let annotator = ImageAnnotator::new(crate::wire::client(&fake));
     let request = pb::AsyncBatchAnnotateImagesRequest {
         requests: vec![pb::AnnotateImageRequest::default()],
         ..Default::default()
@@ -650,7 +653,7 @@ async fn watch_reports_each_metadata_change_then_the_result() {
 async fn watch_ends_with_the_error_of_a_failed_operation_or_a_timeout() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert(OP, finishing_after(secs(5)));
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let ok: Vec<_> = EmptyOperation::from_name(client.clone(), OP)
         .unwrap()
         .watch(&WaitOptions::default())
@@ -692,7 +695,7 @@ async fn wait_all_over_1000_operations_returns_each_exactly_once() {
         .start()
         .await
         .unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let mut ops = Vec::new();
     for i in 0..1000u64 {
         let name = format!("operations/op{i:04}");
@@ -740,7 +743,7 @@ async fn wait_all_over_1000_operations_returns_each_exactly_once() {
 #[tokio::test(start_paused = true)]
 async fn wait_stream_yields_in_completion_order_within_the_in_flight_bound() {
     let fake = FakeServer::start().await.unwrap();
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let options = WaitOptions {
         strategy: WaitStrategy::Poll,
         max_in_flight_rpcs: 1,
@@ -781,7 +784,7 @@ async fn many_polls_never_have_more_rpcs_in_flight_than_the_bound_and_waits_are_
         fake.set_latency(Duration::from_millis(100));
         // GetOperations, one per poll: a server that lists nothing.
         fake.set_listing(Listing::Unimplemented);
-        let client = fake.client();
+        let client = crate::wire::client(&fake);
         let ops: Vec<_> = (0..50u64)
             .map(|i| {
                 let name = format!("operations/op{i}");
@@ -842,7 +845,7 @@ async fn quota_errors_without_retry_info_never_lose_a_wait() {
             .start()
             .await
             .unwrap();
-        let client = fake.client();
+        let client = crate::wire::client(&fake);
         let ops: Vec<_> = (0..200u64)
             .map(|i| {
                 let name = format!("operations/quota{i}");
@@ -875,7 +878,7 @@ async fn quota_errors_without_retry_info_never_lose_a_wait() {
 async fn cancel_on_timeout_cancels_and_reports_the_confirmed_outcome() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let mut op = EmptyOperation::from_name(fake.client(), OP).unwrap();
+    let mut op = EmptyOperation::from_name(crate::wire::client(&fake), OP).unwrap();
     let options = WaitOptions {
         timeout: Some(secs(90)),
         cancel_on_timeout: true,
@@ -899,7 +902,7 @@ async fn watch_each_says_once_when_the_metadata_stops_changing() {
         stall_after: Some(secs(30)),
         ..WaitOptions::default()
     };
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let mut events = client.watch_each([OP.to_owned()], &options);
     let finisher = async {
         tokio::time::sleep(secs(120)).await;
@@ -950,7 +953,7 @@ async fn slow_fake_with_a_thousand_operations(supported: bool) -> (FakeServer, V
 async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_the_server() {
     for supported in [false, true] {
         let (fake, names) = slow_fake_with_a_thousand_operations(supported).await;
-        let client = fake.client();
+        let client = crate::wire::client(&fake);
         let ops = names
             .iter()
             .map(|name| EmptyOperation::from_name(client.clone(), name).unwrap());
@@ -972,7 +975,7 @@ async fn one_probe_per_client_under_a_thousand_simultaneous_waits_however_slow_t
 async fn polls_falling_due_together_go_out_together_on_the_clients_grid() {
     let fake = FakeServer::start().await.unwrap();
     fake.set_listing(Listing::Unimplemented);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     let epoch = Instant::now();
     let ops: Vec<EmptyOperation> = (0..200)
         .map(|i| {
@@ -1049,7 +1052,7 @@ async fn watching_a_thousand_names_sends_one_probe_to_a_server_without_wait() {
 async fn a_thousand_separate_waits_on_a_slow_server_send_two_probes_at_most() {
     for supported in [false, true] {
         let (fake, names) = slow_fake_with_a_thousand_operations(supported).await;
-        let client = fake.client();
+        let client = crate::wire::client(&fake);
         let waits: Vec<_> = names
             .into_iter()
             .map(|name| {
@@ -1115,7 +1118,7 @@ async fn a_wait_whose_server_cannot_be_reached_fails_as_get_does_whatever_its_ti
 async fn a_wait_on_a_silent_server_gives_up_after_one_silence_as_get_does() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
-    let client = fake.client();
+    let client = crate::wire::client(&fake);
     for method in [FakeMethod::GetOperation, FakeMethod::WaitOperation] {
         fake.http_fault_next(method, u64::MAX, HttpFault::Silence);
     }

@@ -46,6 +46,7 @@ mod wire;
 
 use std::sync::Arc;
 
+#[cfg(feature = "testing")]
 pub(crate) use rules::lower_camel;
 pub use rules::{Binding, RestMethod, RestRules};
 

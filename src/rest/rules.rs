@@ -159,12 +159,14 @@ impl Binding {
     }
 
     /// Whether the template has a variable.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn has_variable(&self) -> bool {
         self.pattern.is_some()
     }
 
     /// The variable's value in `path` (percent-decoded), if `path` fits the template (the
-    /// empty string for a template without one): how a server reads a request.
+    /// empty string for a template without one): how a server reads a request (the fake's).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn extract(&self, path: &str) -> Option<String> {
         let Some(pattern) = &self.pattern else {
             return (path == self.prefix).then(String::new);

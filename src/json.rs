@@ -109,6 +109,7 @@ pub fn message_from_json<T: Message + Name + Default>(text: &str) -> Result<T> {
 /// Parses proto3 JSON as a server sends it into the encoded message `full_name`: unknown
 /// fields and unknown enum values are skipped (servers add them), enums may be numbers or
 /// names, and `Any`s resolve against every registered descriptor set.
+#[cfg_attr(not(feature = "rest"), allow(dead_code))]
 pub(crate) fn json_to_bytes(full_name: &str, text: &str) -> Result<Vec<u8>> {
     let descriptor = pool()
         .get_message_by_name(full_name)

@@ -56,7 +56,9 @@ impl Connector {
     /// Speaks REST (HTTP/JSON) by `rules` instead of gRPC. The endpoint, token, quota
     /// project, CA certificates, proxy, dialer, retry policy, rate limit and your layers
     /// apply as over gRPC; the pool settings do not (the REST wire keeps hyper-util's pool
-    /// of keep-alive connections, HTTP/2 by ALPN over TLS, HTTP/1.1 otherwise).
+    /// of keep-alive connections, HTTP/2 by ALPN over TLS, HTTP/1.1 otherwise). Over REST,
+    /// [`connect`](Connector::connect) dials nothing first: an unreachable endpoint or an
+    /// untrusted certificate is reported by the first call.
     pub fn rest(self, rules: RestRules) -> Self {
         self.with_wire(Arc::new(wire::MakeRest(rules)))
     }

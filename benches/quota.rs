@@ -79,26 +79,11 @@ async fn lro_in_a_quota() {
         );
         return;
     };
-    let fake = FakeServer::builder()
-        .record_requests(false)
-        .start()
-        .await
-        .expect("fake");
-    fake.set_wait_unimplemented(true);
-    fake.set_quota(Some(QUOTA_PER_MINUTE));
-    let start = Instant::now();
-    let spread = Duration::from_secs(120);
-    let mut due = HashMap::new();
+    let (fake, start, mut due) = quota_fake(Listing::default()).await;
     let mut names = String::new();
-    for i in 0..QUOTA_OPS {
-        let after = spread.mul_f64(i as f64 / QUOTA_OPS as f64);
-        let name = fake.insert(
-            format!("projects/p/locations/us-west1/operations/op{i:05}"),
-            Script::finishing_after(after, Outcome::NoResult),
-        );
-        names.push_str(&name);
+    for name in due.keys() {
+        names.push_str(name);
         names.push('\n');
-        due.insert(name, start + after);
     }
     let file = std::env::temp_dir().join(format!("lro-quota-{}.names", std::process::id()));
     std::fs::write(&file, names).expect("write the names");
@@ -170,7 +155,10 @@ fn paused_runtime() -> tokio::runtime::Runtime {
 const QUOTA_OPS: usize = 10_000;
 const QUOTA_PER_MINUTE: u32 = 900;
 
-async fn in_a_quota(listing: Listing) {
+/// The fake of part 3 and 4: no WaitOperation, `listing`, the quota, and the 10,000
+/// operations under one collection finishing evenly over 2 minutes from the instant
+/// returned; with the instant each is due.
+async fn quota_fake(listing: Listing) -> (FakeServer, Instant, HashMap<String, Instant>) {
     let fake = FakeServer::builder()
         .record_requests(false)
         .start()
@@ -179,20 +167,27 @@ async fn in_a_quota(listing: Listing) {
     fake.set_wait_unimplemented(true);
     fake.set_listing(listing);
     fake.set_quota(Some(QUOTA_PER_MINUTE));
-    let client = fake.client();
     let start = Instant::now();
     let spread = Duration::from_secs(120);
-    let mut due = HashMap::new();
-    let ops: Vec<Operation<(), ()>> = (0..QUOTA_OPS)
+    let due = (0..QUOTA_OPS)
         .map(|i| {
             let after = spread.mul_f64(i as f64 / QUOTA_OPS as f64);
             let name = fake.insert(
                 format!("projects/p/locations/us-west1/operations/op{i:05}"),
                 Script::finishing_after(after, Outcome::NoResult),
             );
-            due.insert(name.clone(), start + after);
-            Operation::from_name(client.clone(), &name).expect("a valid name")
+            (name, start + after)
         })
+        .collect();
+    (fake, start, due)
+}
+
+async fn in_a_quota(listing: Listing) {
+    let (fake, start, due) = quota_fake(listing).await;
+    let client = fake.client();
+    let ops: Vec<Operation<(), ()>> = due
+        .keys()
+        .map(|name| Operation::from_name(client.clone(), name).expect("a valid name"))
         .collect();
     let mut finished = wait::wait_stream(ops, &WaitOptions::default());
     let mut first_minute = None;

@@ -4,8 +4,8 @@
 //! `Operations` client with nothing around it (one channel, a task per operation, no
 //! headers, no deadlines, no retries), sending the same RPCs on the same schedule. 1,000
 //! operations, each done a random 0–8 s after it starts, against the fake in a child
-//! process; each client runs in a child process of its own on one thread (as `lro` does),
-//! started after the operations are (the starts are not measured). Five interleaved
+//! process; each client runs in a child process of its own on one thread, as a task (as
+//! `lro` does), started after the operations are (the starts are not measured). Five interleaved
 //! rounds; medians. CPU is read from `/proc` in 10 ms ticks.
 //!
 //! - **polling**: the fake answers WaitOperation and ListOperations UNIMPLEMENTED; the floor
@@ -98,7 +98,10 @@ fn run_client(client: &str, endpoint: String) -> Duration {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(async move {
+    // The client runs as a task, as `lro` runs its command (see its `main`).
+    let client = client.to_owned();
+    let task = async move {
+        let client = client.as_str();
         let ours = Connector::new()
             .endpoint(endpoint.clone())
             .connect()
@@ -184,7 +187,10 @@ fn run_client(client: &str, endpoint: String) -> Duration {
             }
         }
         cpu_time() - before
-    })
+    };
+    runtime
+        .block_on(async { tokio::spawn(task).await })
+        .expect("the client task")
 }
 
 /// A task per operation, each running `wait`; returns when all have.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataValue, MetadataKey};
 
@@ -23,6 +24,8 @@ pub(crate) enum Outcome<T> {
     Answer(Result<T>),
     /// The pool had no long-call slot free for it ([`LongCall::IfFree`]): nothing was sent.
     NoLongCallSlot,
+    /// The caller's deadline ([`Call::deadline`]) came before an answer.
+    DeadlinePassed,
 }
 
 impl OperationsClient {
@@ -34,9 +37,14 @@ impl OperationsClient {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let method = call.method;
+        let timeout = call.timeout;
         match self.call_admitted(call, request).await {
             Outcome::Answer(answer) => answer,
             Outcome::NoLongCallSlot => Err(no_long_call_slot_named(method)),
+            Outcome::DeadlinePassed => {
+                let timeout = timeout.unwrap_or(self.shared.policy.per_call_timeout);
+                Err(no_answer_within_named(method, &self.shared.peer, timeout))
+            }
         }
     }
 
@@ -60,7 +68,10 @@ impl OperationsClient {
                 call.routing.clone(),
             );
             if call.sends_deadline {
-                tonic_request.set_timeout(timeout);
+                tonic_request.metadata_mut().insert(
+                    MetadataKey::from_static(GRPC_TIMEOUT),
+                    grpc_timeout(timeout),
+                );
             }
             if let Some(long_call) = call.long_call {
                 tonic_request.extensions_mut().insert(long_call);
@@ -68,9 +79,24 @@ impl OperationsClient {
             let mut grpc = self.shared.grpc.clone();
             // Waiting for a slot of the client's rate limit (in `poll_ready`) is not the
             // server's silence: the per-call deadline starts when the call may go. The
-            // waiter's own deadline bounds this wait.
-            let ready = grpc.ready().await.map(|_| ());
-            let deadline = tokio::time::Instant::now() + timeout;
+            // caller's deadline bounds this wait; a timer only if the slot is not free now.
+            let ready = match grpc.ready().now_or_never() {
+                Some(ready) => ready,
+                None => match call.deadline {
+                    None => grpc.ready().await,
+                    Some(until) => match tokio::time::timeout_at(until, grpc.ready()).await {
+                        Ok(ready) => ready,
+                        Err(_) => return Outcome::DeadlinePassed,
+                    },
+                },
+            }
+            .map(|_| ());
+            // One timer: the per-call deadline, or the caller's if that comes first.
+            let own = tokio::time::Instant::now() + timeout;
+            let (deadline, callers) = match call.deadline {
+                Some(until) if until < own => (until, true),
+                _ => (own, false),
+            };
             let path = PathAndQuery::from_static(call.path);
             // On the heap while in flight: a waiter holds thousands of these futures, most
             // of them between calls, and then they are small.
@@ -95,6 +121,9 @@ impl OperationsClient {
                     if status.code() == Code::Cancelled
                         && tokio::time::Instant::now() >= deadline =>
                 {
+                    if callers {
+                        return Outcome::DeadlinePassed;
+                    }
                     self.silence(timeout)
                 }
                 Ok(Err(status)) => {
@@ -126,7 +155,9 @@ impl OperationsClient {
                         }
                         _ => {}
                     }
-                    if return_silence {
+                    if return_silence && callers {
+                        return Outcome::DeadlinePassed;
+                    } else if return_silence {
                         self.silence(timeout)
                     } else {
                         (
@@ -136,6 +167,7 @@ impl OperationsClient {
                         )
                     }
                 }
+                Err(_) if callers => return Outcome::DeadlinePassed,
                 Err(_) => self.silence(timeout),
             };
             let attempt = Attempt {
@@ -160,7 +192,14 @@ impl OperationsClient {
             match verdict {
                 Verdict::Reauthenticate => reauthenticated = true,
                 Verdict::Retry(delay) => {
-                    tokio::time::sleep(delay).await;
+                    let wake = tokio::time::Instant::now() + delay;
+                    match call.deadline {
+                        Some(until) if until < wake => {
+                            tokio::time::sleep_until(until).await;
+                            return Outcome::DeadlinePassed;
+                        }
+                        _ => tokio::time::sleep_until(wake).await,
+                    }
                     number += 1;
                 }
                 Verdict::Fail => {
@@ -231,6 +270,10 @@ pub(crate) struct Call {
     pub(super) policy: Option<RetryPolicy>,
     /// A long call (WaitOperation), admitted by the pool to a long-call slot as it says.
     pub(super) long_call: Option<LongCall>,
+    /// The caller's own deadline (a wait's): the call ends by it, with
+    /// [`Outcome::DeadlinePassed`], whatever its per-call deadline. Bounded so, a call
+    /// needs no timer around it besides its own.
+    pub(super) deadline: Option<tokio::time::Instant>,
 }
 
 impl Call {
@@ -252,6 +295,7 @@ impl Call {
             timeout: None,
             policy: None,
             long_call: None,
+            deadline: None,
         }
     }
 }
@@ -271,7 +315,7 @@ fn layer_error(status: &tonic::Status) -> Option<Error> {
 }
 
 /// The error of a long call refused by the pool, for callers that do not tell it apart.
-pub(super) fn no_long_call_slot(method: Method) -> Error {
+pub(crate) fn no_long_call_slot(method: Method) -> Error {
     no_long_call_slot_named(method.name())
 }
 
@@ -283,11 +327,62 @@ fn no_long_call_slot_named(method: &'static str) -> Error {
     }
 }
 
+/// The error of a call the caller's deadline ended, for callers that do not tell it apart.
+pub(super) fn no_answer_within(method: Method, peer: &str, timeout: Duration) -> Error {
+    no_answer_within_named(method.name(), peer, timeout)
+}
+
+fn no_answer_within_named(method: &'static str, peer: &str, timeout: Duration) -> Error {
+    Error::Rpc {
+        method,
+        status: deadline_exceeded(peer, timeout),
+        fault: Some(FaultKind::Silent),
+    }
+}
+
 fn deadline_exceeded(peer: &str, timeout: Duration) -> Status {
     Status::new(
         Code::DeadlineExceeded,
         format!("no answer from {peer} within the per-call timeout of {timeout:?}"),
     )
+}
+
+/// The header that tells the server the call's deadline.
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// `timeout` as gRPC writes it: at most 8 digits, in the most precise unit that fits
+/// (`n`, `u`, `m`, `S`, `M`, `H`), saturating at 99,999,999 hours. What tonic's
+/// `Request::set_timeout` sends, without its formatting machinery (a tenth of a polling
+/// call's client CPU) or its panic on durations past 11,000 years.
+fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
+    const MAX: u128 = 99_999_999;
+    let units: [(u128, u8); 6] = [
+        (timeout.as_nanos(), b'n'),
+        (timeout.as_micros(), b'u'),
+        (timeout.as_millis(), b'm'),
+        (u128::from(timeout.as_secs()), b'S'),
+        (u128::from(timeout.as_secs() / 60), b'M'),
+        (u128::from(timeout.as_secs() / 3600), b'H'),
+    ];
+    let (value, unit) = units
+        .into_iter()
+        .find(|(value, _)| *value <= MAX)
+        .unwrap_or((MAX, b'H'));
+    // At most 8 digits, then the unit.
+    let mut text = [0u8; 9];
+    let mut at = text.len() - 1;
+    text[at] = unit;
+    let mut rest = value;
+    loop {
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    AsciiMetadataValue::try_from(&text[at..])
+        .unwrap_or_else(|_| AsciiMetadataValue::from_static("99999999H"))
 }
 
 /// The routing header value `key=<percent-encoded value>`.
@@ -369,5 +464,40 @@ mod tests {
             "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
         );
         assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
+    }
+
+    #[test]
+    fn grpc_timeout_is_written_as_tonic_writes_it() {
+        let mut durations = vec![
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(99_999_999),
+            Duration::from_nanos(100_000_000),
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+            Duration::from_secs(70),
+            Duration::from_secs(99_999_999),
+            Duration::from_secs(100_000_000),
+            Duration::from_secs(24 * 3600 + 10),
+            Duration::from_secs(6_000_000_000),
+        ];
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            durations.push(Duration::from_nanos(seed >> (seed % 40)));
+        }
+        for duration in durations {
+            let mut request = tonic::Request::new(());
+            request.set_timeout(duration);
+            let tonic_header = request.metadata().get(GRPC_TIMEOUT).cloned();
+            assert_eq!(Some(grpc_timeout(duration)), tonic_header, "{duration:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeout_saturates_where_tonic_panics() {
+        assert_eq!(grpc_timeout(Duration::MAX), "99999999H");
     }
 }

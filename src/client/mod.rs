@@ -32,7 +32,7 @@ use crate::rpc::Method;
 use crate::status::{Code, Status};
 use crate::transport::{ChannelPool, Connector, GuardLayer, LongCall, RetryPolicy, Transport};
 
-pub(crate) use call::Outcome;
+pub(crate) use call::{Outcome, no_long_call_slot};
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
@@ -268,16 +268,32 @@ impl OperationsClient {
 
     /// GetOperation for the waiter, which retries by itself: sent once (once more at once
     /// if it provably never reached the server, or with a new token after a rejected one).
-    pub(crate) async fn get_once(&self, name: &str) -> Result<RawOperation> {
-        self.get_with(name, false).await
+    /// It ends by `deadline` (the wait's) if that comes first.
+    pub(crate) async fn get_once(
+        &self,
+        name: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Outcome<RawOperation> {
+        let call = match self.get_call(name) {
+            Ok(call) => call,
+            Err(err) => return Outcome::Answer(Err(err)),
+        };
+        let (mut call, request) = call;
+        call.retried = false;
+        call.deadline = deadline;
+        self.call_admitted(call, request).await
     }
 
     async fn get_with(&self, name: &str, retried: bool) -> Result<RawOperation> {
-        let name = OperationName::parse(name)?;
-        let mut call = Call::of_method(Method::GetOperation, routing("name", name.as_str())?);
+        let (mut call, request) = self.get_call(name)?;
         call.retried = retried;
-        self.call(call, pb::GetOperationRequest { name: name.into() })
-            .await
+        self.call(call, request).await
+    }
+
+    fn get_call(&self, name: &str) -> Result<(Call, pb::GetOperationRequest)> {
+        let name = OperationName::parse(name)?;
+        let call = Call::of_method(Method::GetOperation, routing("name", name.as_str())?);
+        Ok((call, pb::GetOperationRequest { name: name.into() }))
     }
 
     /// ListOperations: one page of the operations under `parent` (e.g.
@@ -384,21 +400,29 @@ impl OperationsClient {
         timeout: Duration,
     ) -> Result<RawOperation> {
         match self
-            .wait_once(name.as_ref(), timeout, LongCall::Queue)
+            .wait_once(name.as_ref(), timeout, LongCall::Queue, None)
             .await
         {
             Outcome::Answer(answer) => answer,
             Outcome::NoLongCallSlot => Err(call::no_long_call_slot(Method::WaitOperation)),
+            // Only a caller's deadline ends a call so, and none was given.
+            Outcome::DeadlinePassed => Err(call::no_answer_within(
+                Method::WaitOperation,
+                self.peer(),
+                timeout,
+            )),
         }
     }
 
     /// One WaitOperation, admitted to a long-call slot as `long_call` says: for the waiter,
-    /// which learns from [`Outcome::NoLongCallSlot`] that nothing was sent.
+    /// which learns from [`Outcome::NoLongCallSlot`] that nothing was sent. It ends by
+    /// `deadline` (the wait's) if that comes first.
     pub(crate) async fn wait_once(
         &self,
         name: &str,
         timeout: Duration,
         long_call: LongCall,
+        deadline: Option<tokio::time::Instant>,
     ) -> Outcome<RawOperation> {
         let name = match OperationName::parse(name) {
             Ok(name) => name,
@@ -414,6 +438,7 @@ impl OperationsClient {
         call.sends_deadline = true;
         call.retried = false;
         call.long_call = Some(long_call);
+        call.deadline = deadline;
         let request = pb::WaitOperationRequest {
             name: name.into(),
             timeout: Some(proto_duration(timeout)),

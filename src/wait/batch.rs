@@ -96,6 +96,13 @@ where
 }
 
 /// One future per operation, with its index, sharing one in-flight budget and roster.
+///
+/// Each wait is polled outside tokio's cooperative budget (`unconstrained`). All of a
+/// batch's waits run on one task, and the budget (128 operations on tokio's timers,
+/// semaphores and channels per poll of a task) would be theirs to share: once spent, every
+/// other wait's poll returns at once and asks to be polled again, so a thousand waits woken
+/// together were polled many times over, and the task parked in between. The batch still
+/// yields: `FuturesUnordered` returns after polling each of its futures once.
 fn indexed_waits<R, M, I>(
     operations: I,
     options: &WaitOptions,
@@ -112,10 +119,10 @@ where
         .map(|(index, mut op)| {
             let batch = batch.clone();
             let options = options.clone();
-            async move {
+            tokio::task::unconstrained(async move {
                 let result = op.wait_limited(&options, Some(batch)).await;
                 (index, op, result)
-            }
+            })
         })
         .collect()
 }

@@ -104,6 +104,15 @@ impl Roster {
 /// The parent of the collection `name` belongs to: all before its last `/operations/`
 /// (empty for `operations/…`); `None` for a name outside any collection.
 fn parent_of(name: &str) -> Option<&str> {
+    // Most names end `/operations/ID` with no `/` in the ID: one scan for the last `/`.
+    if let Some((head, _)) = name.rsplit_once('/') {
+        if let Some(parent) = head.strip_suffix("/operations") {
+            return Some(parent);
+        }
+        if head == "operations" {
+            return Some("");
+        }
+    }
     match name.rsplit_once("/operations/") {
         Some((parent, _)) => Some(parent),
         None => name.starts_with("operations/").then_some(""),
@@ -368,6 +377,9 @@ mod tests {
             ("locations/l/operations/abc", Some("locations/l")),
             ("operations/abc", Some("")),
             ("operations/a/operations/b", Some("operations/a")),
+            ("locations/l/operations/a/b", Some("locations/l")),
+            ("operations/a/b", Some("")),
+            ("locations/l/myoperations/1", None),
             ("projects/p/jobs/1", None),
         ];
         for (name, parent) in table {

@@ -211,7 +211,7 @@ impl Waiter {
                         Decision::Fail => return Err(self.take_failure()),
                         Decision::TimedOut => return Err(self.timeout()),
                         Decision::CancelThenLook => {
-                            self.event = self.cancel_then_look().await;
+                            self.event = Box::pin(self.cancel_then_look()).await;
                             continue;
                         }
                         Decision::AwaitVerdict => {
@@ -265,14 +265,20 @@ impl Waiter {
     }
 
     /// The one sleep: until `wake`, or [`Event::DeadlinePassed`] if the deadline comes
-    /// first (`None` then: slept).
+    /// first (`None` then: slept). One timer, at whichever comes first.
     async fn sleep_until(&self, wake: Instant) -> Option<Event> {
         if wake <= Instant::now() {
             return None;
         }
-        match self.bounded(tokio::time::sleep_until(wake)).await {
-            Some(()) => None,
-            None => Some(Event::DeadlinePassed),
+        match self.deadline {
+            Some(deadline) if deadline < wake => {
+                tokio::time::sleep_until(deadline).await;
+                Some(Event::DeadlinePassed)
+            }
+            _ => {
+                tokio::time::sleep_until(wake).await;
+                None
+            }
         }
     }
 
@@ -283,7 +289,8 @@ impl Waiter {
                 let sent = Instant::now();
                 let client = self.client.clone();
                 if let Some(seat) = self.seat.as_mut() {
-                    match within(self.deadline, seat.look(&client, &self.last.name)).await {
+                    let look = Box::pin(seat.look(&client, &self.last.name));
+                    match within(self.deadline, look).await {
                         None => return Event::DeadlinePassed,
                         Some(Look::Listed(op)) => return self.record(rpc, Ok(op), sent),
                         Some(Look::Failed(err)) => return self.record(rpc, Err(err), sent),
@@ -292,16 +299,28 @@ impl Waiter {
                 }
                 let batch = self.batch.clone();
                 let _permit = match &batch {
-                    Some(batch) => match self.bounded(batch.budget.acquire()).await {
-                        Some(permit) => permit.ok(),
-                        None => return Event::DeadlinePassed,
+                    // A timer only if no permit is free now.
+                    Some(batch) => match batch.budget.try_acquire() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => match self.bounded(batch.budget.acquire()).await {
+                            Some(permit) => permit.ok(),
+                            None => return Event::DeadlinePassed,
+                        },
                     },
                     None => None,
                 };
                 self.rpcs = self.rpcs.saturating_add(1);
-                match self.bounded(client.get_once(&self.last.name)).await {
-                    Some(answer) => self.record(rpc, answer, sent),
-                    None => self.cut_short(rpc, sent),
+                match Box::pin(client.get_once(&self.last.name, self.deadline)).await {
+                    Outcome::Answer(answer) => self.record(rpc, answer, sent),
+                    Outcome::DeadlinePassed => self.cut_short(rpc, sent),
+                    // Only long calls are refused a slot.
+                    Outcome::NoLongCallSlot => self.record(
+                        rpc,
+                        Err(crate::client::no_long_call_slot(
+                            crate::rpc::Method::GetOperation,
+                        )),
+                        sent,
+                    ),
                 }
             }
             Rpc::Wait { timeout, probe } => {
@@ -321,14 +340,14 @@ impl Waiter {
                 let client = self.client.clone();
                 self.rpcs = self.rpcs.saturating_add(1);
                 let sent = Instant::now();
-                let call = client.wait_once(&self.last.name, timeout, long_call);
-                let answer = match self.bounded(call).await {
-                    None => return self.cut_short(rpc, sent),
-                    Some(Outcome::NoLongCallSlot) => {
+                let call = client.wait_once(&self.last.name, timeout, long_call, self.deadline);
+                let answer = match Box::pin(call).await {
+                    Outcome::DeadlinePassed => return self.cut_short(rpc, sent),
+                    Outcome::NoLongCallSlot => {
                         self.rpcs = self.rpcs.saturating_sub(1);
                         return Event::NoLongCallSlot;
                     }
-                    Some(Outcome::Answer(answer)) => answer,
+                    Outcome::Answer(answer) => answer,
                 };
                 let missing =
                     matches!(&answer, Err(err) if err.code() == Some(Code::Unimplemented));

@@ -141,7 +141,7 @@ impl OperationsClient {
                 // for an operation that finishes within the watch interval).
                 let batch = Some(batch.clone());
                 let waiter = Waiter::new(self.clone(), raw, false, &options, mode, batch);
-                snapshots(waiter, true)
+                OwnBudget(snapshots(waiter, true).boxed())
                     .map(move |item| (name.clone(), item))
                     .boxed()
             }
@@ -202,4 +202,23 @@ fn snapshots(waiter: Waiter, need_fetch: bool) -> impl Stream<Item = Result<Watc
             }
         }
     })
+}
+
+/// One wait's stream, polled outside tokio's cooperative budget, as
+/// [`wait_stream`](super::wait_stream)'s waits are: see `indexed_waits` for why.
+struct OwnBudget<S>(S);
+
+impl<S: Stream + Unpin> Stream for OwnBudget<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let stream = &mut self.0;
+        let mut next = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            std::pin::Pin::new(&mut *stream).poll_next(cx)
+        }));
+        std::pin::Pin::new(&mut next).poll(cx)
+    }
 }

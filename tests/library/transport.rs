@@ -501,14 +501,20 @@ async fn under_steady_quota_errors_the_limit_slows_down_but_never_stalls() {
         .filter_map(|(_, r)| r.as_ref().err())
         .collect();
     assert!(lost.is_empty(), "{} lost: {}", lost.len(), lost[0]);
-    assert!(fake.faults_injected() >= 10, "{}", fake.faults_injected());
+    // About 30 % of 50-odd calls; at least a few, whatever the draw.
+    assert!(fake.faults_injected() >= 3, "{}", fake.faults_injected());
     assert!(busiest_second(&fake) <= 11);
-    // Halving at every refusal would reach one call a minute; the floor is 10 / 8 a second.
+    // Halving at every refusal would reach one call a minute: 30 polls would take half an
+    // hour. Without a stall, the last operation (done at 34 s) is seen within one poll
+    // delay (30 s at most), one fault delay (30 s at most) per refusal, and the floor of
+    // the limit (10 / 8 a second) for every call queued before it. Which calls are
+    // refused is random, so the bound counts the refusals rather than assuming them.
     let calls = fake.total_calls() as f64;
+    let faults = fake.faults_injected() as f64;
     let elapsed = start.elapsed().as_secs_f64();
     assert!(
-        elapsed <= 60.0 + calls / 1.25,
-        "{calls} calls took {elapsed:.0} s"
+        elapsed <= 34.0 + 30.0 + 30.0 * faults + calls / 1.25,
+        "{calls} calls ({faults} refused) took {elapsed:.0} s"
     );
     fake.shutdown().await;
 }

@@ -62,7 +62,16 @@ fn main() -> ExitCode {
             return Exit::RpcFailed.into();
         }
     };
-    runtime.block_on(run(cli)).into()
+    // The command runs as a task, not as the runtime's `block_on` future: tokio looks for
+    // I/O once more (one more `epoll_wait`) before each poll of that future, and a batch
+    // of waits wakes it once per answer.
+    runtime
+        .block_on(async { tokio::spawn(run(cli)).await })
+        .unwrap_or_else(|err| {
+            note!("lro: the command stopped: {err}");
+            Exit::RpcFailed
+        })
+        .into()
 }
 
 async fn run(cli: Cli) -> Exit {

@@ -3,8 +3,8 @@
 //! is kept (later writes are skipped) and decides the exit; a failed write to stderr is
 //! ignored.
 
-use std::cell::RefCell;
 use std::io::{self, Write as _};
+use std::sync::Mutex;
 
 use longrunning::json::{metadata_state, operation_to_json};
 use longrunning::proto::longrunning::operation::Result as RawResult;
@@ -26,9 +26,9 @@ pub(crate) use note;
 pub(crate) struct Printer {
     format: OutputFormat,
     /// The first write to stdout that failed.
-    failed: RefCell<Option<io::Error>>,
+    failed: Mutex<Option<io::Error>>,
     /// Operations written so far in the listing being printed.
-    listed: RefCell<usize>,
+    listed: Mutex<usize>,
 }
 
 /// Why stdout could not take the output.
@@ -43,14 +43,14 @@ impl Printer {
     pub(crate) fn new(format: OutputFormat) -> Self {
         Printer {
             format,
-            failed: RefCell::new(None),
-            listed: RefCell::new(0),
+            failed: Mutex::new(None),
+            listed: Mutex::new(0),
         }
     }
 
     /// What went wrong writing to stdout, if anything.
     pub(crate) fn failure(&self) -> Option<OutputFailure> {
-        self.failed.borrow_mut().take().map(|err| {
+        lock(&self.failed).take().map(|err| {
             if err.kind() == io::ErrorKind::BrokenPipe {
                 OutputFailure::Closed
             } else {
@@ -61,7 +61,7 @@ impl Printer {
 
     /// Whether stdout still takes output.
     pub(crate) fn is_open(&self) -> bool {
-        self.failed.borrow().is_none()
+        lock(&self.failed).is_none()
     }
 
     fn write(&self, text: &str) {
@@ -70,7 +70,7 @@ impl Printer {
         }
         let mut out = io::stdout().lock();
         if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            *self.failed.borrow_mut() = Some(err);
+            *lock(&self.failed) = Some(err);
         }
     }
 
@@ -89,7 +89,7 @@ impl Printer {
 
     /// Starts a listing: `{"operations": [` in JSON.
     pub(crate) fn begin_list(&self) {
-        *self.listed.borrow_mut() = 0;
+        *lock(&self.listed) = 0;
         if self.format == OutputFormat::Json {
             self.write("{\n  \"operations\": [");
         }
@@ -97,8 +97,8 @@ impl Printer {
 
     /// One operation of a listing, written as soon as its page arrived.
     pub(crate) fn list_item(&self, operation: &RawOperation) {
-        let first = *self.listed.borrow() == 0;
-        *self.listed.borrow_mut() += 1;
+        let first = *lock(&self.listed) == 0;
+        *lock(&self.listed) += 1;
         match self.format {
             OutputFormat::Json => {
                 let item = json_text(&operation_to_json(operation), false);
@@ -120,7 +120,7 @@ impl Printer {
     pub(crate) fn end_list(&self, next_page_token: Option<&str>) {
         match self.format {
             OutputFormat::Json => {
-                let close = if *self.listed.borrow() == 0 {
+                let close = if *lock(&self.listed) == 0 {
                     "]"
                 } else {
                     "\n  ]"
@@ -200,4 +200,11 @@ fn summary(operation: &RawOperation) -> String {
         None => {}
     }
     lines.join("\n")
+}
+
+/// The guard of `mutex`, even if a thread panicked holding it (the values here stay valid).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

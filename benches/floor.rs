@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use longrunning::proto::longrunning as lro;
 use longrunning::transport::Connector;
-use longrunning::vision::ProductSearch;
+use longrunning::vision::{ProductSearch, PurgeProductsOperation};
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, SERVE_ENV, cpu_time};
 
@@ -31,6 +31,9 @@ const OPS: usize = 1000;
 const ROUNDS: usize = 5;
 const CLIENT_ENV: &str = "LRO_FLOOR_CLIENT";
 const ENDPOINT_ENV: &str = "LRO_FLOOR_ENDPOINT";
+/// A file of JSON lines with the names to wait for (no operations are started): how
+/// `benches/apicore/side_by_side.sh` runs the floor against its grpcio server.
+const NAMES_ENV: &str = "LRO_FLOOR_NAMES";
 
 fn main() {
     if std::env::var_os(SERVE_ENV).is_some() {
@@ -107,8 +110,17 @@ fn run_client(client: &str, endpoint: String) -> Duration {
             .connect()
             .await
             .expect("connect");
-        let search = ProductSearch::new(ours.clone());
-        let ops = support::start_purges(&search, OPS).await;
+        let ops = match std::env::var_os(NAMES_ENV) {
+            // Another server's operations (the grpcio side-by-side), by name.
+            Some(path) => std::fs::read_to_string(path)
+                .expect("the names file")
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter_map(|line| line["name"].as_str().map(str::to_owned))
+                .map(|name| PurgeProductsOperation::from_name(ours.clone(), &name).expect("a name"))
+                .collect(),
+            None => support::start_purges(&ProductSearch::new(ours.clone()), OPS).await,
+        };
         let names: Vec<String> = ops.iter().map(|op| op.name().to_owned()).collect();
         let floor = match client {
             "floor-poll" | "floor-wait" => {

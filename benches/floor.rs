@@ -5,8 +5,8 @@
 //! headers, no deadlines, no retries), sending the same RPCs on the same schedule. 1,000
 //! operations, each done a random 0–8 s after it starts, against the fake in a child
 //! process; each client runs in a child process of its own on one thread, as a task (as
-//! `lro` does), started after the operations are (the starts are not measured). Five interleaved
-//! rounds; medians. CPU is read from `/proc` in 10 ms ticks.
+//! `lro` does), started after the operations are (the starts are not measured). Seven interleaved
+//! rounds; medians. CPU is the scheduler's runtime of the process's threads (`/proc/self/task/*/schedstat`, in nanoseconds).
 //!
 //! - **polling**: the fake answers WaitOperation and ListOperations UNIMPLEMENTED; the floor
 //!   polls GetOperation on our default schedule (1 s ×1.5 to 30 s, jittered to [50 %,
@@ -28,7 +28,7 @@ use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, SERVE_ENV, cpu_time};
 
 const OPS: usize = 1000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const CLIENT_ENV: &str = "LRO_FLOOR_CLIENT";
 const ENDPOINT_ENV: &str = "LRO_FLOOR_ENDPOINT";
 /// A file of JSON lines with the names to wait for (no operations are started): how

@@ -389,8 +389,12 @@ fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
 pub(super) fn routing(key: &str, value: &str) -> Result<AsciiMetadataValue> {
     let text = routing_text(key, value);
     // Percent-encoding leaves only visible ASCII: always a valid header value.
-    AsciiMetadataValue::try_from(text)
-        .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))
+    let mut value = AsciiMetadataValue::try_from(text)
+        .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))?;
+    // Sent without HPACK indexing: each operation's value is new, and indexing it would
+    // only churn the connection's header table (evicting the headers every call repeats).
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `key=<percent-encoded value>`, as Google's clients send it: RFC 3986's unreserved
@@ -464,6 +468,12 @@ mod tests {
             "name=projects%2Fp%2Flocations%2Fus-west1%2Foperations%2Fa~b_c.d-e"
         );
         assert_eq!(routing_text("name", "é "), "name=%C3%A9%20");
+    }
+
+    #[test]
+    fn routing_values_are_sent_without_hpack_indexing() {
+        let value = routing("name", "projects/p/locations/l/operations/1").unwrap();
+        assert!(value.is_sensitive());
     }
 
     #[test]

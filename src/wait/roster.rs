@@ -62,10 +62,10 @@ impl Roster {
     /// A roster for waits on `names`, paced by `pace`. Collections with fewer than two of
     /// the names are not listed.
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>, pace: Backoff) -> Self {
-        let mut members: HashMap<&str, HashSet<String>> = HashMap::new();
+        let mut members: HashMap<&str, NameSet> = HashMap::new();
         for name in names {
             if let Some(parent) = parent_of(name) {
-                members.entry(parent).or_default().insert(name.to_owned());
+                members.entry(parent).or_default().insert(name);
             }
         }
         let collections = members
@@ -116,6 +116,52 @@ fn parent_of(name: &str) -> Option<&str> {
     match name.rsplit_once("/operations/") {
         Some((parent, _)) => Some(parent),
         None => name.starts_with("operations/").then_some(""),
+    }
+}
+
+/// The names of a batch's operations in one collection, kept as 64-bit hashes: a round
+/// tells them from the listing's other operations without a copy of each name. A collision
+/// only lets a stranger into the round's findings, where no wait looks it up.
+#[derive(Default)]
+struct NameSet {
+    hasher: std::hash::RandomState,
+    hashes: HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
+}
+
+impl NameSet {
+    fn insert(&mut self, name: &str) {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, name);
+        self.hashes.insert(hash);
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.hashes
+            .contains(&std::hash::BuildHasher::hash_one(&self.hasher, name))
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}
+
+/// The hasher of keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; any other key still hashes, byte by byte.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 
@@ -258,7 +304,7 @@ impl Drop for Leader<'_> {
 /// The operations of one collection that a batch waits for.
 struct Collection {
     parent: String,
-    names: HashSet<String>,
+    names: NameSet,
     /// The waits still seated.
     left: AtomicUsize,
     rounds: watch::Sender<Rounds>,

@@ -626,3 +626,33 @@ async fn a_server_that_accepts_and_says_nothing_fails_a_wait_as_it_fails_get() {
     assert!(wait_took < Duration::from_secs(3), "{wait_took:?}: {wait}");
     drop(silent);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_whose_deadline_passes_while_it_queues_for_the_rate_limit_ends_at_the_deadline() {
+    let fake = FakeServer::start().await.unwrap();
+    fake.insert_running(OP);
+    let client = fake.connector().max_rps(1.0).connect_lazy().unwrap();
+    // Ten calls take the limit's next ten seconds.
+    let queued: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(OP).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let options = WaitOptions {
+        timeout: Some(secs(3)),
+        ..WaitOptions::default()
+    };
+    let err = client.wait_for(OP, &options).await.unwrap_err();
+    // Ended by its own deadline, though its call's slot was seconds away: one timer, the
+    // wait's, bounds the queueing too.
+    assert_eq!(start.elapsed(), secs(3), "{err}");
+    assert_eq!(err.code(), Some(Code::DeadlineExceeded), "{err}");
+    assert_eq!(fake.calls(FakeMethod::WaitOperation), 0);
+    for call in queued {
+        call.await.unwrap().unwrap();
+    }
+    fake.shutdown().await;
+}

@@ -112,6 +112,40 @@ proptest! {
         };
         let json = longrunning::json::operation_to_json(&raw);
         prop_assert_eq!(&json["name"], "operations/x");
-        let _ = longrunning::json::operation_bytes_to_json(&raw.encode_to_vec());
+        // From the struct or from its bytes: the same JSON.
+        let from_bytes = longrunning::json::operation_bytes_to_json(&raw.encode_to_vec());
+        // As text: key order counts (a map compares equal in any order).
+        prop_assert_eq!(Some(json.to_string()), from_bytes.ok().map(|j| j.to_string()));
+    }
+
+    #[test]
+    fn operations_render_the_same_from_the_struct_and_from_their_bytes(
+        named in any::<bool>(),
+        done in any::<bool>(),
+        metadata in proptest::option::of(any_payload()),
+        failed in any::<bool>(),
+        code in 0i32..20,
+        details in proptest::collection::vec(any_payload(), 0..3),
+        response in proptest::option::of(any_payload()),
+    ) {
+        let result = if failed {
+            Some(RawResult::Error(longrunning::proto::rpc::Status {
+                code,
+                message: "failed".into(),
+                details,
+            }))
+        } else {
+            response.map(RawResult::Response)
+        };
+        let raw = RawOperation {
+            name: if named { "projects/p/operations/x".into() } else { String::new() },
+            metadata,
+            done,
+            result,
+        };
+        let json = longrunning::json::operation_to_json(&raw);
+        let from_bytes = longrunning::json::operation_bytes_to_json(&raw.encode_to_vec());
+        // As text: key order counts (a map compares equal in any order).
+        prop_assert_eq!(Some(json.to_string()), from_bytes.ok().map(|j| j.to_string()));
     }
 }

@@ -26,6 +26,9 @@ pub(crate) enum Outcome<T> {
     NoLongCallSlot,
     /// The caller's deadline ([`Call::deadline`]) came before an answer.
     DeadlinePassed,
+    /// The caller's deadline came while the call waited for the client's rate limit:
+    /// nothing was sent.
+    DeadlineBeforeSending,
 }
 
 impl OperationsClient {
@@ -41,7 +44,7 @@ impl OperationsClient {
         match self.call_admitted(call, request).await {
             Outcome::Answer(answer) => answer,
             Outcome::NoLongCallSlot => Err(no_long_call_slot_named(method)),
-            Outcome::DeadlinePassed => {
+            Outcome::DeadlinePassed | Outcome::DeadlineBeforeSending => {
                 let timeout = timeout.unwrap_or(self.shared.policy.per_call_timeout);
                 Err(no_answer_within_named(method, &self.shared.peer, timeout))
             }
@@ -86,7 +89,7 @@ impl OperationsClient {
                     None => grpc.ready().await,
                     Some(until) => match tokio::time::timeout_at(until, grpc.ready()).await {
                         Ok(ready) => ready,
-                        Err(_) => return Outcome::DeadlinePassed,
+                        Err(_) => return Outcome::DeadlineBeforeSending,
                     },
                 },
             }

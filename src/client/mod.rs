@@ -406,11 +406,9 @@ impl OperationsClient {
             Outcome::Answer(answer) => answer,
             Outcome::NoLongCallSlot => Err(call::no_long_call_slot(Method::WaitOperation)),
             // Only a caller's deadline ends a call so, and none was given.
-            Outcome::DeadlinePassed => Err(call::no_answer_within(
-                Method::WaitOperation,
-                self.peer(),
-                timeout,
-            )),
+            Outcome::DeadlinePassed | Outcome::DeadlineBeforeSending => Err(
+                call::no_answer_within(Method::WaitOperation, self.peer(), timeout),
+            ),
         }
     }
 

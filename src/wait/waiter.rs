@@ -313,6 +313,7 @@ impl Waiter {
                 match Box::pin(client.get_once(&self.last.name, self.deadline)).await {
                     Outcome::Answer(answer) => self.record(rpc, answer, sent),
                     Outcome::DeadlinePassed => self.cut_short(rpc, sent),
+                    Outcome::DeadlineBeforeSending => self.unsent(),
                     // Only long calls are refused a slot.
                     Outcome::NoLongCallSlot => self.record(
                         rpc,
@@ -343,6 +344,7 @@ impl Waiter {
                 let call = client.wait_once(&self.last.name, timeout, long_call, self.deadline);
                 let answer = match Box::pin(call).await {
                     Outcome::DeadlinePassed => return self.cut_short(rpc, sent),
+                    Outcome::DeadlineBeforeSending => return self.unsent(),
                     Outcome::NoLongCallSlot => {
                         self.rpcs = self.rpcs.saturating_sub(1);
                         return Event::NoLongCallSlot;
@@ -389,6 +391,13 @@ impl Waiter {
             fault: Some(crate::error::FaultKind::Silent),
         };
         self.record(rpc, Err(silence), sent)
+    }
+
+    /// The deadline passed before the call could go (it waited for the client's rate
+    /// limit): nothing was sent, so the server was not silent; the wait ran out of time.
+    fn unsent(&mut self) -> Event {
+        self.rpcs = self.rpcs.saturating_sub(1);
+        Event::DeadlinePassed
     }
 
     /// After the deadline: CancelOperation, then one look, each under the client's own

@@ -318,7 +318,7 @@ fn layer_error(status: &tonic::Status) -> Option<Error> {
 }
 
 /// The error of a long call refused by the pool, for callers that do not tell it apart.
-pub(crate) fn no_long_call_slot(method: Method) -> Error {
+pub(super) fn no_long_call_slot(method: Method) -> Error {
     no_long_call_slot_named(method.name())
 }
 

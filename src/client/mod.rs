@@ -32,7 +32,7 @@ use crate::rpc::Method;
 use crate::status::{Code, Status};
 use crate::transport::{ChannelPool, Connector, GuardLayer, LongCall, RetryPolicy, Transport};
 
-pub(crate) use call::{Outcome, no_long_call_slot};
+pub(crate) use call::Outcome;
 
 /// The operation type as it travels on the wire.
 pub type RawOperation = pb::Operation;
@@ -274,11 +274,10 @@ impl OperationsClient {
         name: &str,
         deadline: Option<tokio::time::Instant>,
     ) -> Outcome<RawOperation> {
-        let call = match self.get_call(name) {
-            Ok(call) => call,
+        let (mut call, request) = match self.get_call(name) {
+            Ok(prepared) => prepared,
             Err(err) => return Outcome::Answer(Err(err)),
         };
-        let (mut call, request) = call;
         call.retried = false;
         call.deadline = deadline;
         self.call_admitted(call, request).await

@@ -310,19 +310,8 @@ impl Waiter {
                     None => None,
                 };
                 self.rpcs = self.rpcs.saturating_add(1);
-                match Box::pin(client.get_once(&self.last.name, self.deadline)).await {
-                    Outcome::Answer(answer) => self.record(rpc, answer, sent),
-                    Outcome::DeadlinePassed => self.cut_short(rpc, sent),
-                    Outcome::DeadlineBeforeSending => self.unsent(),
-                    // Only long calls are refused a slot.
-                    Outcome::NoLongCallSlot => self.record(
-                        rpc,
-                        Err(crate::client::no_long_call_slot(
-                            crate::rpc::Method::GetOperation,
-                        )),
-                        sent,
-                    ),
-                }
+                let outcome = Box::pin(client.get_once(&self.last.name, self.deadline)).await;
+                self.outcome(rpc, outcome, sent)
             }
             Rpc::Wait { timeout, probe } => {
                 let waits = self.client.waits().clone();
@@ -343,13 +332,8 @@ impl Waiter {
                 let sent = Instant::now();
                 let call = client.wait_once(&self.last.name, timeout, long_call, self.deadline);
                 let answer = match Box::pin(call).await {
-                    Outcome::DeadlinePassed => return self.cut_short(rpc, sent),
-                    Outcome::DeadlineBeforeSending => return self.unsent(),
-                    Outcome::NoLongCallSlot => {
-                        self.rpcs = self.rpcs.saturating_sub(1);
-                        return Event::NoLongCallSlot;
-                    }
                     Outcome::Answer(answer) => answer,
+                    unanswered => return self.outcome(rpc, unanswered, sent),
                 };
                 let missing =
                     matches!(&answer, Err(err) if err.code() == Some(Code::Unimplemented));
@@ -393,11 +377,22 @@ impl Waiter {
         self.record(rpc, Err(silence), sent)
     }
 
-    /// The deadline passed before the call could go (it waited for the client's rate
-    /// limit): nothing was sent, so the server was not silent; the wait ran out of time.
-    fn unsent(&mut self) -> Event {
-        self.rpcs = self.rpcs.saturating_sub(1);
-        Event::DeadlinePassed
+    /// What a call came back with: its answer (or failure), or none because it was refused
+    /// a long-call slot or held back by the rate limit past the deadline (nothing sent, so
+    /// not counted, and the server was not silent), or cut short by the deadline while out.
+    fn outcome(&mut self, rpc: Rpc, outcome: Outcome<RawOperation>, sent: Instant) -> Event {
+        match outcome {
+            Outcome::Answer(answer) => self.record(rpc, answer, sent),
+            Outcome::NoLongCallSlot => {
+                self.rpcs = self.rpcs.saturating_sub(1);
+                Event::NoLongCallSlot
+            }
+            Outcome::DeadlineBeforeSending => {
+                self.rpcs = self.rpcs.saturating_sub(1);
+                Event::DeadlinePassed
+            }
+            Outcome::DeadlinePassed => self.cut_short(rpc, sent),
+        }
     }
 
     /// After the deadline: CancelOperation, then one look, each under the client's own

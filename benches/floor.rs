@@ -14,6 +14,13 @@
 //!   ListOperations probes, then a GetOperation per poll).
 //! - **Wait path**: the floor sends one WaitOperation per operation (60 s) until done; ours
 //!   is `wait_stream` with default options (one probe, then one WaitOperation each).
+//!   Ours spreads its 1,000 parked calls over 12 connections, as Google's limit of 100
+//!   streams a connection needs; the fake here has no limit, and the floor puts them all on
+//!   one. `ours-wait-sized` is ours with the pool sized to this server
+//!   (`PoolConfig::max_streams_per_connection`), on one connection too.
+//!
+//! `LRO_FLOOR_CLIENT=none` (with `LRO_FLOOR_ENDPOINT`) runs the starts alone: the part a
+//! profile of one client (`valgrind --tool=callgrind`) subtracts.
 
 mod support;
 
@@ -22,7 +29,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use longrunning::proto::longrunning as lro;
-use longrunning::transport::Connector;
+use longrunning::transport::{Connector, PoolConfig};
 use longrunning::vision::{ProductSearch, PurgeProductsOperation};
 use longrunning::wait::{self, WaitOptions, WaitStrategy};
 use support::{FakeChild, SERVE_ENV, cpu_time};
@@ -46,7 +53,13 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().expect("own path");
-    let clients = ["floor-poll", "ours-poll", "floor-wait", "ours-wait"];
+    let clients = [
+        "floor-poll",
+        "ours-poll",
+        "floor-wait",
+        "ours-wait",
+        "ours-wait-sized",
+    ];
     let mut cpu: Vec<Vec<Duration>> = vec![Vec::new(); clients.len()];
     let mut rpcs: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
     for round in 0..ROUNDS {
@@ -82,7 +95,7 @@ fn main() {
     for (i, client) in clients.iter().enumerate() {
         let mut r = rpcs[i].clone();
         r.sort_by(f64::total_cmp);
-        let floor = medians[i - i % 2];
+        let floor = medians[if client.ends_with("poll") { 0 } else { 2 }];
         println!(
             "{client}: CPU per completed wait {:.1} µs (median of {ROUNDS}: {:?}); {:.2}× the floor; \
              Get+Wait RPCs per operation {:.2}",
@@ -105,11 +118,16 @@ fn run_client(client: &str, endpoint: String) -> Duration {
     let client = client.to_owned();
     let task = async move {
         let client = client.as_str();
-        let ours = Connector::new()
-            .endpoint(endpoint.clone())
-            .connect()
-            .await
-            .expect("connect");
+        let mut connector = Connector::new().endpoint(endpoint.clone());
+        if client == "ours-wait-sized" {
+            // The pool sized to what this server allows (no stream limit), as its docs
+            // say: one connection, as the floor's.
+            connector = connector.pool_config(PoolConfig {
+                max_streams_per_connection: 100_000,
+                ..PoolConfig::default()
+            });
+        }
+        let ours = connector.connect().await.expect("connect");
         let ops = match std::env::var_os(NAMES_ENV) {
             // Another server's operations (the grpcio side-by-side), by name.
             Some(path) => std::fs::read_to_string(path)
@@ -183,6 +201,8 @@ fn run_client(client: &str, endpoint: String) -> Duration {
                 })
                 .await;
             }
+            // The starts alone: what a profile of a client subtracts.
+            ("none", _) => {}
             _ => {
                 let options = WaitOptions {
                     strategy: if client == "ours-poll" {

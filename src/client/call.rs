@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use http::uri::PathAndQuery;
-use tonic::metadata::{AsciiMetadataValue, MetadataKey};
+use http::{HeaderName, HeaderValue};
 
 use super::{OperationsClient, ROUTING_HEADER};
+
 use crate::backoff::Schedule;
 use crate::error::FaultKind;
 use crate::error::{Error, Result};
@@ -66,15 +67,11 @@ impl OperationsClient {
         let mut reauthenticated = false;
         loop {
             let mut tonic_request = tonic::Request::new(request.clone());
-            tonic_request.metadata_mut().insert(
-                MetadataKey::from_static(ROUTING_HEADER),
-                call.routing.clone(),
-            );
+            // Straight into the headers, by names made at compile time.
+            let headers = tonic_request.metadata_mut().as_mut();
+            headers.insert(ROUTING, call.routing.clone());
             if call.sends_deadline {
-                tonic_request.metadata_mut().insert(
-                    MetadataKey::from_static(GRPC_TIMEOUT),
-                    grpc_timeout(timeout),
-                );
+                headers.insert(GRPC_TIMEOUT, grpc_timeout_cached(timeout));
             }
             if let Some(long_call) = call.long_call {
                 tonic_request.extensions_mut().insert(long_call);
@@ -101,16 +98,13 @@ impl OperationsClient {
                 _ => (own, false),
             };
             let path = PathAndQuery::from_static(call.path);
-            // On the heap while in flight: a waiter holds thousands of these futures, most
-            // of them between calls, and then they are small.
-            // Typed as a `dyn Future + Send` here, where the types are concrete: the compiler
-            // cannot prove `Send` for tonic's unary future through the generic caller
-            // (rust-lang/rust#102211).
-            let sent: SentCall<Resp> = Box::pin(async move {
+            // Not boxed on its own: the waiter boxes each call it makes as a whole (one
+            // allocation a call, and a waiter between calls stays small).
+            let sent = async move {
                 ready?;
                 grpc.unary(tonic_request, path, SmallBuffers::<Req, Resp>::new())
                     .await
-            });
+            };
             let (status, fault, token_rejected) = match tokio::time::timeout_at(deadline, sent)
                 .await
             {
@@ -253,19 +247,18 @@ impl tower::Service<http::Request<tonic::body::Body>> for StatusErrors {
     }
 }
 
-type SentCall<Resp> =
-    std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send>>;
-
 /// What [`OperationsClient::call`] needs to know about one RPC.
 pub(crate) struct Call {
     pub(super) path: &'static str,
     /// The method's name, as errors and logs give it.
     pub(super) method: &'static str,
-    pub(super) routing: AsciiMetadataValue,
+    pub(super) routing: HeaderValue,
     /// Whether the server is told the deadline (`grpc-timeout`). Only where it has work to
-    /// abort: the calls that start operations, and WaitOperation. The reads (Get, List,
-    /// Cancel, Delete) go without: the client enforces their deadline and resets the stream
-    /// when it passes, which the server sees at once.
+    /// abort: the calls that start operations. The others go without: the client enforces
+    /// their deadline and resets the stream when it passes, which the server sees at once.
+    /// WaitOperation carries its own `timeout` in the request, which the server keeps (the
+    /// client's deadline is that plus a margin): a `grpc-timeout` would tell it nothing
+    /// more, and would cost a second timer in tonic's channel besides the client's.
     pub(super) sends_deadline: bool,
     pub(super) retried: bool,
     pub(super) timeout: Option<Duration>,
@@ -281,17 +274,19 @@ pub(crate) struct Call {
 
 impl Call {
     /// A call of one of the crate's known methods.
-    pub(super) fn of_method(method: Method, routing: AsciiMetadataValue) -> Self {
-        Call {
-            method: method.name(),
-            ..Self::new(method.path(), routing)
-        }
+    pub(super) fn of_method(method: Method, routing: HeaderValue) -> Self {
+        Self::named(method.path(), method.name(), routing)
     }
 
-    pub(super) fn new(path: &'static str, routing: AsciiMetadataValue) -> Self {
+    /// A call of any method, named by its path.
+    pub(super) fn new(path: &'static str, routing: HeaderValue) -> Self {
+        Self::named(path, method_name(path), routing)
+    }
+
+    fn named(path: &'static str, method: &'static str, routing: HeaderValue) -> Self {
         Call {
             path,
-            method: method_name(path),
+            method,
             routing,
             sends_deadline: false,
             retried: true,
@@ -351,13 +346,39 @@ fn deadline_exceeded(peer: &str, timeout: Duration) -> Status {
 }
 
 /// The header that tells the server the call's deadline.
-const GRPC_TIMEOUT: &str = "grpc-timeout";
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// The routing header.
+const ROUTING: HeaderName = HeaderName::from_static(ROUTING_HEADER);
+
+/// [`grpc_timeout`], remembered for the last timeout this thread wrote: a client's calls
+/// mostly send the same one (the policy's per-call timeout, or a wait's), and a clone of
+/// the remembered value costs no allocation.
+fn grpc_timeout_cached(timeout: Duration) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Duration, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return grpc_timeout(timeout);
+        };
+        match &*last {
+            Some((cached, value)) if *cached == timeout => value.clone(),
+            _ => {
+                let value = grpc_timeout(timeout);
+                *last = Some((timeout, value.clone()));
+                value
+            }
+        }
+    })
+}
 
 /// `timeout` as gRPC writes it: at most 8 digits, in the most precise unit that fits
 /// (`n`, `u`, `m`, `S`, `M`, `H`), saturating at 99,999,999 hours. What tonic's
 /// `Request::set_timeout` sends, without its formatting machinery (a tenth of a polling
 /// call's client CPU) or its panic on durations past 11,000 years.
-fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
+fn grpc_timeout(timeout: Duration) -> HeaderValue {
     const MAX: u128 = 99_999_999;
     let units: [(u128, u8); 6] = [
         (timeout.as_nanos(), b'n'),
@@ -384,15 +405,15 @@ fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
             break;
         }
     }
-    AsciiMetadataValue::try_from(&text[at..])
-        .unwrap_or_else(|_| AsciiMetadataValue::from_static("99999999H"))
+    HeaderValue::from_bytes(&text[at..]).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
 }
 
 /// The routing header value `key=<percent-encoded value>`.
-pub(super) fn routing(key: &str, value: &str) -> Result<AsciiMetadataValue> {
+pub(super) fn routing(key: &str, value: &str) -> Result<HeaderValue> {
     let text = routing_text(key, value);
-    // Percent-encoding leaves only visible ASCII: always a valid header value.
-    let mut value = AsciiMetadataValue::try_from(text)
+    // Percent-encoding leaves only visible ASCII: always a valid header value. From
+    // `Bytes`, the text is kept, not copied.
+    let mut value = HeaderValue::from_maybe_shared(bytes::Bytes::from(text.into_bytes()))
         .map_err(|_| Error::invalid_name(value, "it cannot be sent in a routing header"))?;
     // Sent without HPACK indexing: each operation's value is new, and indexing it would
     // only churn the connection's header table (evicting the headers every call repeats).
@@ -504,8 +525,28 @@ mod tests {
         for duration in durations {
             let mut request = tonic::Request::new(());
             request.set_timeout(duration);
-            let tonic_header = request.metadata().get(GRPC_TIMEOUT).cloned();
+            let tonic_header = request.metadata().as_ref().get(GRPC_TIMEOUT).cloned();
             assert_eq!(Some(grpc_timeout(duration)), tonic_header, "{duration:?}");
+        }
+    }
+
+    #[test]
+    fn the_remembered_grpc_timeout_is_always_the_one_asked_for() {
+        let durations = [
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_millis(1500),
+            Duration::from_secs(60),
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::MAX,
+        ];
+        for timeout in durations {
+            assert_eq!(
+                grpc_timeout_cached(timeout),
+                grpc_timeout(timeout),
+                "{timeout:?}"
+            );
         }
     }
 

@@ -10,7 +10,8 @@
 //! Every call goes through `tonic::client::Grpc` with the generated prost codec, the way the
 //! generated clients call, over the crate's [`Transport`]. Each sends the routing header
 //! `x-goog-request-params`, runs under a per-call deadline that the client enforces (and
-//! sends as `grpc-timeout` on WaitOperation and on calls that start work), and retries as
+//! sends as `grpc-timeout` on calls that start work; a WaitOperation's request carries its
+//! own timeout), and retries as
 //! its [`RetryPolicy`] decides ([`crate::transport::retry`]). WaitOperation is never retried
 //! here: it is the waiter's building block.
 
@@ -432,7 +433,6 @@ impl OperationsClient {
         let mut call = Call::of_method(Method::WaitOperation, routing);
         // The server answers by `timeout`; the client's deadline leaves it the usual margin.
         call.timeout = Some(timeout.saturating_add(self.shared.policy.per_call_timeout));
-        call.sends_deadline = true;
         call.retried = false;
         call.long_call = Some(long_call);
         call.deadline = deadline;

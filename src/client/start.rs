@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use tonic::metadata::AsciiMetadataValue;
-
 use super::OperationsClient;
 use super::call::{Call, routing_text};
 use crate::client::RawOperation;
@@ -70,7 +68,7 @@ impl OperationsClient {
             }
             header.push_str(&routing_text(key, value));
         }
-        let value = AsciiMetadataValue::try_from(header)
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(header.into_bytes()))
             .map_err(|_| Error::InvalidArgument("unroutable start call".into()))?;
         let mut call = Call::new(start.path, value);
         call.policy = Some(

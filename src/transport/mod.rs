@@ -44,7 +44,7 @@ pub(crate) use fault::carried;
 pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use pool::{ChannelPool, PoolConfig, PooledBody};
 pub(crate) use pool::{LongCall, NoLongCallSlot};
-pub use rate::{RateLimitLayer, RateLimited};
+pub use rate::{RateLimitLayer, RateLimited, RateLimitedFuture};
 #[cfg(feature = "adc")]
 pub use token::ApplicationDefault;
 pub use token::{

@@ -369,7 +369,7 @@ impl http_body::Body for PooledBody {
 impl Service<http::Request<Body>> for ChannelPool {
     type Response = http::Response<PooledBody>;
     type Error = tower::BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = PoolFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Calls wait for a stream inside `call`, so that each waits only for its own.
@@ -377,37 +377,131 @@ impl Service<http::Request<Body>> for ChannelPool {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let shared = &self.shared;
+        // The long-call slot the call needs, if any: `Err` when it must queue for one.
+        let slot = match request.extensions().get::<LongCall>() {
+            None => Ok(None),
+            Some(LongCall::IfFree) => match shared.long_calls.clone().try_acquire_owned() {
+                Ok(slot) => Ok(Some(slot)),
+                Err(_) => {
+                    return PoolFuture {
+                        state: PoolState::Failed {
+                            error: Some(NoLongCallSlot.into_error()),
+                        },
+                    };
+                }
+            },
+            Some(LongCall::Queue) => shared.long_calls.clone().try_acquire_owned().map(Some),
+        };
+        // The usual case: a slot and a stream are free now, and the call goes at once,
+        // with nothing boxed. `None`: it must queue for a long-call slot.
+        let slot = match slot {
+            Ok(slot) => match shared.streams.clone().try_acquire_owned() {
+                Ok(permit) => return self.send(request, permit, slot),
+                Err(_) => Some(slot),
+            },
+            Err(_) => None,
+        };
         let pool = self.clone();
-        let long_call = request.extensions().get::<LongCall>().copied();
-        Box::pin(async move {
-            let slot = match long_call {
-                None => None,
-                Some(LongCall::IfFree) => {
-                    match pool.shared.long_calls.clone().try_acquire_owned() {
-                        Ok(slot) => Some(slot),
-                        Err(_) => return Err(NoLongCallSlot.into_error()),
-                    }
-                }
-                Some(LongCall::Queue) => {
-                    Some(pool.shared.long_calls.clone().acquire_owned().await?)
-                }
-            };
-            let permit = pool.shared.streams.clone().acquire_owned().await?;
-            let (channel, mut guard, id) = pool.pick();
-            guard._permits = [Some(permit), slot];
-            let response = match channel.oneshot(request).await {
-                Ok(response) => response,
+        PoolFuture {
+            state: PoolState::Queued {
+                queued: Box::pin(async move {
+                    let slot = match slot {
+                        Some(slot) => slot,
+                        None => Some(pool.shared.long_calls.clone().acquire_owned().await?),
+                    };
+                    let permit = pool.shared.streams.clone().acquire_owned().await?;
+                    pool.send(request, permit, slot).await
+                }),
+            },
+        }
+    }
+}
+
+impl ChannelPool {
+    /// Sends `request` on the least busy connection, holding `permit` (and `slot`) until
+    /// its response body is done.
+    fn send(
+        &self,
+        request: http::Request<Body>,
+        permit: OwnedSemaphorePermit,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> PoolFuture {
+        let (channel, mut guard, id) = self.pick();
+        guard._permits = [Some(permit), slot];
+        PoolFuture {
+            state: PoolState::Sending {
+                call: channel.oneshot(request),
+                stream: Some(guard),
+                id,
+                pool: self.clone(),
+            },
+        }
+    }
+}
+
+type QueuedCall =
+    Pin<Box<dyn Future<Output = Result<http::Response<PooledBody>, tower::BoxError>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of a [`ChannelPool`] call.
+    pub struct PoolFuture {
+        #[pin]
+        state: PoolState,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PoolStateProj]
+    enum PoolState {
+        /// On its connection.
+        Sending {
+            #[pin]
+            call: tower::util::Oneshot<Channel, http::Request<Body>>,
+            stream: Option<StreamGuard>,
+            id: Arc<AtomicUsize>,
+            pool: ChannelPool,
+        },
+        /// Waiting for a long-call slot or a stream.
+        Queued { queued: QueuedCall },
+        /// Refused before it was sent.
+        Failed { error: Option<tower::BoxError> },
+    }
+}
+
+impl fmt::Debug for PoolFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for PoolFuture {
+    type Output = Result<http::Response<PooledBody>, tower::BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            PoolStateProj::Sending {
+                call,
+                stream,
+                id,
+                pool,
+            } => match std::task::ready!(call.poll(cx)) {
+                // The stream stays open until the body (with its trailers) is read or
+                // dropped.
+                Ok(response) => Poll::Ready(match stream.take() {
+                    Some(stream) => Ok(response.map(|inner| PooledBody { inner, stream })),
+                    None => Err("a pooled call polled after it ended".into()),
+                }),
                 Err(error) => {
                     tracing::debug!(%error, "dropping a pooled connection after a failed call");
-                    pool.drop_connection(&id);
-                    return Err(error.into());
+                    pool.drop_connection(id);
+                    Poll::Ready(Err(error.into()))
                 }
-            };
-            // The stream stays open until the body (with its trailers) is read or dropped.
-            Ok(response.map(|inner| PooledBody {
-                inner,
-                stream: guard,
-            }))
-        })
+            },
+            PoolStateProj::Queued { queued } => queued.as_mut().poll(cx),
+            PoolStateProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| "a pooled call polled after it ended".into()))),
+        }
     }
 }

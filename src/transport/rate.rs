@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt as _};
 
 use super::guard::grpc_status;
 
@@ -294,24 +294,36 @@ impl Limiter {
     }
 }
 
-/// A call in flight, counted by an adaptive limiter while it lasts.
-struct InFlight<'a>(Option<&'a AtomicU64>);
+/// A call in flight, counted by an adaptive limiter while it lasts (until [`finish`] or
+/// drop); it carries the limiter the call's answer reports to.
+///
+/// [`finish`]: InFlight::finish
+struct InFlight {
+    limiter: Arc<Limiter>,
+    counted: bool,
+}
 
-impl<'a> InFlight<'a> {
-    fn new(limiter: &'a Limiter) -> Self {
-        let counter = limiter.max_rps.is_none().then_some(&limiter.in_flight);
-        if let Some(counter) = counter {
-            counter.fetch_add(1, Ordering::Relaxed);
+impl InFlight {
+    fn new(limiter: Arc<Limiter>) -> Self {
+        let counted = limiter.max_rps.is_none();
+        if counted {
+            limiter.in_flight.fetch_add(1, Ordering::Relaxed);
         }
-        InFlight(counter)
+        InFlight { limiter, counted }
+    }
+
+    /// The call is answered: no longer in flight.
+    fn finish(&mut self) -> &Limiter {
+        if std::mem::take(&mut self.counted) {
+            self.limiter.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        &self.limiter
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(counter) = self.0 {
-            counter.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.finish();
     }
 }
 
@@ -362,8 +374,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = tower::BoxError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;
+    type Future = RateLimitedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let limiter = &self.limiter;
@@ -379,32 +390,118 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        // The clone that was driven to readiness serves the call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let limiter = self.limiter.clone();
-        let reserved = self.reserved.take().map(|(at, _)| at);
-        Box::pin(async move {
-            let sent = match reserved {
-                Some(at) => at,
-                // Called without `poll_ready` (outside tower's contract): the slot is
-                // taken, and waited for, here.
-                None => {
-                    let at = limiter.slot();
-                    tokio::time::sleep_until(at).await;
-                    at
-                }
+        let Some((sent, _)) = self.reserved.take() else {
+            // Called without `poll_ready` (outside tower's contract): the slot is taken,
+            // and waited for, before the call goes, on a clone of the service.
+            let mut inner = self.inner.clone();
+            let limiter = self.limiter.clone();
+            return RateLimitedFuture {
+                state: Sending::Queued {
+                    queued: Box::pin(async move {
+                        let sent = limiter.slot();
+                        tokio::time::sleep_until(sent).await;
+                        let in_flight = InFlight::new(limiter);
+                        let response = inner.ready().await.map_err(Into::into);
+                        let response = match response {
+                            Ok(ready) => ready.call(request).await.map_err(Into::into),
+                            Err(error) => Err(error),
+                        };
+                        answered(response, in_flight, sent)
+                    }),
+                },
             };
-            let in_flight = InFlight::new(&limiter);
-            let response = inner.call(request).await.map_err(Into::into)?;
-            drop(in_flight);
-            if grpc_status(response.headers()) == Some(tonic::Code::ResourceExhausted) {
-                limiter.lower(sent);
-            } else {
-                limiter.admitted();
+        };
+        // The usual case: the service driven to readiness takes the call at once, and
+        // nothing is boxed.
+        let in_flight = InFlight::new(self.limiter.clone());
+        RateLimitedFuture {
+            state: Sending::Calling {
+                call: self.inner.call(request),
+                in_flight,
+                sent,
+            },
+        }
+    }
+}
+
+/// Reports a call's answer to the limit: a quota error lowers it (if the call was sent
+/// after the last lowering), any other answer counts as admitted.
+fn answered(
+    response: Result<http::Response<Body>, tower::BoxError>,
+    mut in_flight: InFlight,
+    sent: Instant,
+) -> Result<http::Response<Body>, tower::BoxError> {
+    let limiter = in_flight.finish();
+    let response = response?;
+    if grpc_status(response.headers()) == Some(tonic::Code::ResourceExhausted) {
+        limiter.lower(sent);
+    } else {
+        limiter.admitted();
+    }
+    Ok(response)
+}
+
+type QueuedCall =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, tower::BoxError>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of a [`RateLimited`] call: the inner call, whose answer then tells the
+    /// limit whether the server refused it for its quota.
+    pub struct RateLimitedFuture<F> {
+        #[pin]
+        state: Sending<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = SendingProj]
+    #[project_replace = SendingReplace]
+    enum Sending<F> {
+        /// Sent on the service `poll_ready` readied, in the slot it took.
+        Calling {
+            #[pin]
+            call: F,
+            in_flight: InFlight,
+            sent: Instant,
+        },
+        /// Called without `poll_ready`: waits for its slot first.
+        Queued { queued: QueuedCall },
+        /// Answered.
+        Done,
+    }
+}
+
+impl<F> fmt::Debug for RateLimitedFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitedFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for RateLimitedFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+    E: Into<tower::BoxError>,
+{
+    type Output = Result<http::Response<Body>, tower::BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        let answer = match state.as_mut().project() {
+            SendingProj::Calling { call, .. } => {
+                std::task::ready!(call.poll(cx)).map_err(Into::into)
             }
-            Ok(response)
-        })
+            SendingProj::Queued { queued } => return queued.as_mut().poll(cx),
+            SendingProj::Done => {
+                return Poll::Ready(Err("a rate-limited call polled after it ended".into()));
+            }
+        };
+        match state.as_mut().project_replace(Sending::Done) {
+            SendingReplace::Calling {
+                in_flight, sent, ..
+            } => Poll::Ready(answered(answer, in_flight, sent)),
+            // Only a call that was calling got here.
+            _ => Poll::Ready(Err("a rate-limited call lost its state".into())),
+        }
     }
 }
 
@@ -453,7 +550,7 @@ mod tests {
         // the server admitted most of them, though none has answered yet.
         let layer = RateLimitLayer::adaptive();
         let limiter = &layer.limiter;
-        let parked: Vec<InFlight<'_>> = (0..700).map(|_| InFlight::new(limiter)).collect();
+        let parked: Vec<InFlight> = (0..700).map(|_| InFlight::new(limiter.clone())).collect();
         for _ in 0..300 {
             limiter.lower(Instant::now());
         }
@@ -468,6 +565,76 @@ mod tests {
             limiter.lower(Instant::now());
         }
         assert!((layer.current_rps() - 700.0 / 60.0).abs() < 1e-9);
+    }
+
+    /// A service answering every call at once with `grpc-status` `code`.
+    fn answering(
+        code: i32,
+    ) -> impl Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = tower::BoxError,
+        Future = std::future::Ready<Result<http::Response<Body>, tower::BoxError>>,
+    > + Clone {
+        tower::service_fn(move |_: http::Request<Body>| {
+            let response = http::Response::builder()
+                .header("grpc-status", code.to_string())
+                .body(Body::empty())
+                .map_err(tower::BoxError::from);
+            std::future::ready(response)
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_goes_in_its_slot_with_or_without_poll_ready_and_its_answer_counts() {
+        let layer = RateLimitLayer::new(1.0, 1);
+        let mut refused = layer.layer(answering(8));
+        let mut admitted = layer.layer(answering(0));
+        let start = Instant::now();
+        // As tower's contract has it: the slot is waited for in `poll_ready`.
+        let response = refused
+            .ready()
+            .await
+            .unwrap()
+            .call(http::Request::new(Body::empty()));
+        assert_eq!(
+            layer.limiter.in_flight.load(Ordering::Relaxed),
+            0,
+            "counted only if adaptive"
+        );
+        let response = response.await.unwrap();
+        assert_eq!(
+            grpc_status(response.headers()),
+            Some(tonic::Code::ResourceExhausted)
+        );
+        assert_eq!(layer.current_rps(), 0.5, "a quota error halves the rate");
+        // Called without `poll_ready`: the call waits for its slot itself, the one after the
+        // first (1 s later, at the rate in force when that was taken).
+        admitted
+            .call(http::Request::new(Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(1));
+        // Adaptive: a call counts as in flight until answered.
+        let layer = RateLimitLayer::adaptive();
+        let mut service = layer.layer(answering(0));
+        let call = service
+            .ready()
+            .await
+            .unwrap()
+            .call(http::Request::new(Body::empty()));
+        assert_eq!(layer.limiter.in_flight.load(Ordering::Relaxed), 1);
+        call.await.unwrap();
+        assert_eq!(layer.limiter.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(layer.limiter.admitted.total(Instant::now()), 1);
+        // A call dropped unanswered is no longer in flight.
+        let call = service
+            .ready()
+            .await
+            .unwrap()
+            .call(http::Request::new(Body::empty()));
+        drop(call);
+        assert_eq!(layer.limiter.in_flight.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]

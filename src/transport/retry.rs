@@ -29,7 +29,7 @@ pub struct RetryPolicy {
     /// The delays between attempts. A `google.rpc.RetryInfo` detail overrides one.
     pub backoff: Backoff,
     /// The deadline of each attempt. The client enforces it and resets the stream when it
-    /// passes; calls that start work, and WaitOperation, also send it as `grpc-timeout`. It
+    /// passes; calls that start work also send it as `grpc-timeout`. It
     /// starts once the transport is ready for the call: the wait for a slot of the client's
     /// rate limit ([`Connector::max_rps`](crate::transport::Connector::max_rps)) is not the
     /// server's silence and does not count.

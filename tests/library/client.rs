@@ -417,15 +417,17 @@ async fn long_names_are_encoded_whole() {
 }
 
 #[tokio::test]
-async fn only_calls_that_start_work_or_wait_send_their_deadline() {
+async fn only_calls_that_start_work_send_their_deadline_and_a_wait_sends_its_timeout() {
     let fake = FakeServer::start().await.unwrap();
     fake.insert_running(OP);
     let client = fake.client();
     client.get(OP).await.unwrap();
-    client
+    // The server keeps the timeout in the request: it answers, still running, at once.
+    let waited = client
         .wait_operation(OP, Duration::from_millis(1))
         .await
         .unwrap();
+    assert!(!waited.done);
     let search = longrunning::vision::ProductSearch::new(client.clone());
     search
         .purge_products(longrunning::vision::pb::PurgeProductsRequest {
@@ -449,9 +451,10 @@ async fn only_calls_that_start_work_or_wait_send_their_deadline() {
         })
         .collect();
     assert_eq!(timeouts[0], (FakeMethod::GetOperation, None));
-    assert_eq!(timeouts[1].0, FakeMethod::WaitOperation);
-    // The wait's own timeout plus the per-call margin: 10.001 s.
-    assert_eq!(timeouts[1].1.as_deref(), Some("10001000u"));
+    // The wait's timeout is in its request, and the server keeps it; the client's deadline
+    // (that plus the per-call margin) it enforces itself.
+    assert_eq!(timeouts[1], (FakeMethod::WaitOperation, None));
+
     assert_eq!(timeouts[2].0, FakeMethod::PurgeProducts);
     assert_eq!(timeouts[2].1.as_deref(), Some("600000m"));
     fake.shutdown().await;

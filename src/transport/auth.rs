@@ -46,6 +46,8 @@ pub const API_CLIENT: &str = concat!(
 );
 
 const API_CLIENT_HEADER: HeaderName = HeaderName::from_static("x-goog-api-client");
+/// Checked at compile time, not at each call.
+const API_CLIENT_VALUE: HeaderValue = HeaderValue::from_static(API_CLIENT);
 const USER_PROJECT_HEADER: HeaderName = HeaderName::from_static("x-goog-user-project");
 
 /// After a refresh that brought no later expiry, how long before the next try.
@@ -267,7 +269,7 @@ where
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let headers = request.headers_mut();
-        headers.insert(API_CLIENT_HEADER, HeaderValue::from_static(API_CLIENT));
+        headers.insert(API_CLIENT_HEADER, API_CLIENT_VALUE);
         if let Some(project) = &self.layer.quota_project {
             headers.insert(USER_PROJECT_HEADER, project.clone());
         }

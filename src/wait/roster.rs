@@ -33,7 +33,11 @@
 //! Every round is run by a wait that looked, on its own task: no background task. If that
 //! wait is dropped mid-round, the next look starts the round again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// Hashed with a fast seeded hasher: names are looked up once a wait and once a listed
+// operation, and SipHash was half of the roster's cost.
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -62,7 +66,7 @@ impl Roster {
     /// A roster for waits on `names`, paced by `pace`. Collections with fewer than two of
     /// the names are not listed.
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>, pace: Backoff) -> Self {
-        let mut members: HashMap<&str, NameSet> = HashMap::new();
+        let mut members: HashMap<&str, NameSet> = HashMap::default();
         for name in names {
             if let Some(parent) = parent_of(name) {
                 members.entry(parent).or_default().insert(name);
@@ -124,7 +128,7 @@ fn parent_of(name: &str) -> Option<&str> {
 /// only lets a stranger into the round's findings, where no wait looks it up.
 #[derive(Default)]
 struct NameSet {
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
     hashes: HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
 }
 
@@ -376,7 +380,7 @@ impl Collection {
             ..ListOptions::default()
         };
         let mut pager = client.pager(&name, options);
-        let mut found = HashMap::new();
+        let mut found = HashMap::default();
         let mut pages = 0;
         while let Some(page) = pager.next_page().await {
             let page = match page {

@@ -42,7 +42,7 @@ pub(crate) use dial::{DialerConnector, tcp};
 pub use fault::Fault;
 pub(crate) use fault::carried;
 pub use guard::{Guard, GuardFuture, GuardLayer};
-pub use pool::{ChannelPool, PoolConfig, PooledBody};
+pub use pool::{ChannelPool, PoolConfig, PoolFuture, PooledBody};
 pub(crate) use pool::{LongCall, NoLongCallSlot};
 pub use rate::{RateLimitLayer, RateLimited, RateLimitedFuture};
 #[cfg(feature = "adc")]

@@ -8,7 +8,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderName, HeaderValue};
 
 use super::{OperationsClient, ROUTING_HEADER};
-
 use crate::backoff::Schedule;
 use crate::error::FaultKind;
 use crate::error::{Error, Result};
